@@ -1,0 +1,50 @@
+# Targets the README uses. Everything runs from the project's own .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MLRUNS_DIR ?= $(CURDIR)/mlruns
+MLFLOW_TRACKING_URI ?= file://$(abspath $(MLRUNS_DIR))
+PORT ?= 5001
+export MLFLOW_TRACKING_URI PORT
+
+.PHONY: install train serve run test test-unit lint format clean
+
+install: $(VENV)/.installed ## create .venv and install everything (idempotent)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
+	@touch $@
+
+train: install ## train the default model into $(MLRUNS_DIR); the run id is the last line
+	@$(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)"
+
+serve: install ## gunicorn on $(PORT), serving $(BEST_MLFLOW_RUN_ID) from $(MLFLOW_TRACKING_URI)
+	@test -n "$(BEST_MLFLOW_RUN_ID)" || { echo "BEST_MLFLOW_RUN_ID is not set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
+	exec $(VENV)/bin/gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'
+
+run: install ## train a default model if none exists, then serve the newest run
+	@run_id=$$($(PY) -m src.training.runs latest --mlruns-dir "$(MLRUNS_DIR)") || exit 1; \
+	if [ -z "$$run_id" ]; then \
+	  echo "no trained model in $(MLRUNS_DIR): training the default one (about a minute)" >&2; \
+	  run_id=$$($(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)" | tail -n 1) || exit 1; \
+	fi; \
+	echo "serving run $$run_id on port $(PORT)" >&2; \
+	BEST_MLFLOW_RUN_ID=$$run_id exec $(VENV)/bin/gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'
+
+test: install ## the whole test suite, as CI runs it
+	$(PY) -m pytest
+
+lint: install ## ruff and hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/hadolint Dockerfile
+
+format: install
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
