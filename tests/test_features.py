@@ -1,0 +1,126 @@
+"""The vectorised feature code against a slow, obviously-correct reference written with loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES
+from src.features.engineering import (
+    FEATURE_NAMES,
+    RATE_MAX_GAP_S,
+    RATE_SIGNALS,
+    SLOPE_SIGNALS,
+    WINDOW_S,
+    WINDOW_SIGNALS,
+    compute_features,
+)
+
+
+def reference_features(module_ids, timestamps, signals) -> np.ndarray:
+    """Row-by-row definition of every feature, in the order of FEATURE_NAMES."""
+    rows = []
+    for i in range(len(timestamps)):
+        same = [
+            j
+            for j in range(len(timestamps))
+            if module_ids[j] == module_ids[i] and (timestamps[j], j) <= (timestamps[i], i)
+        ]
+        same.sort(key=lambda j: (timestamps[j], j))
+        x = signals[i]
+        row = list(x)
+        row.append(x[SIGNAL_INDEX["cell_voltage_max_v"]] - x[SIGNAL_INDEX["cell_voltage_min_v"]])
+        row.append(x[SIGNAL_INDEX["cell_temp_max_c"]] - x[SIGNAL_INDEX["ambient_temp_c"]])
+        previous = same[-2] if len(same) >= 2 else None
+        for name in RATE_SIGNALS:
+            k = SIGNAL_INDEX[name]
+            if previous is None:
+                row.append(0.0)
+                continue
+            dt = timestamps[i] - timestamps[previous]
+            if 0 < dt <= RATE_MAX_GAP_S:
+                row.append((x[k] - signals[previous][k]) / dt * 60.0)
+            else:
+                row.append(0.0)
+        window = [j for j in same if timestamps[j] >= timestamps[i] - WINDOW_S]
+        for name in WINDOW_SIGNALS:
+            k = SIGNAL_INDEX[name]
+            values = np.array([signals[j][k] for j in window])
+            values = values[~np.isnan(values)]
+            if values.size:
+                row += [values.mean(), values.std(), values.max()]
+            else:
+                row += [np.nan, np.nan, np.nan]
+        first = window[0]
+        history = timestamps[i] - timestamps[first]
+        for name in SLOPE_SIGNALS:
+            k = SIGNAL_INDEX[name]
+            row.append((x[k] - signals[first][k]) / history * 60.0 if history > 0 else 0.0)
+        row.append(history)
+        rows.append(row)
+    return np.array(rows, dtype=np.float64)
+
+
+def random_readings(seed: int, n_rows: int, n_modules: int, nan_fraction: float = 0.05):
+    rng = np.random.default_rng(seed)
+    module_ids = [f"M{rng.integers(n_modules)}" for _ in range(n_rows)]
+    # irregular sampling with gaps longer than the rate gap and the window
+    timestamps = 1_767_225_600.0 + np.round(rng.uniform(0, 1800, n_rows), 1)
+    signals = rng.normal(50.0, 20.0, size=(n_rows, len(SIGNAL_NAMES)))
+    signals[rng.random(signals.shape) < nan_fraction] = np.nan
+    return module_ids, timestamps, signals
+
+
+def test_feature_names_are_unique_and_start_with_raw_signals():
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+    assert FEATURE_NAMES[: len(SIGNAL_NAMES)] == SIGNAL_NAMES
+
+
+@pytest.mark.parametrize(("seed", "n_rows", "n_modules"), [(0, 40, 1), (1, 120, 4), (2, 300, 7)])
+def test_matches_reference_on_shuffled_irregular_readings(seed, n_rows, n_modules):
+    module_ids, timestamps, signals = random_readings(seed, n_rows, n_modules)
+    got = compute_features(module_ids, timestamps, signals)
+    want = reference_features(module_ids, timestamps, signals)
+    assert got.shape == (n_rows, len(FEATURE_NAMES))
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-7, equal_nan=True)
+
+
+def test_single_reading_gets_the_first_of_series_fallback():
+    module_ids, timestamps, signals = random_readings(3, 1, 1, nan_fraction=0.0)
+    row = compute_features(module_ids, timestamps, signals)[0]
+    named = dict(zip(FEATURE_NAMES, row, strict=True))
+    for name in RATE_SIGNALS:
+        assert named[f"{name}_rate_per_min"] == 0.0
+    for name in WINDOW_SIGNALS:
+        value = signals[0, SIGNAL_INDEX[name]]
+        assert named[f"{name}_mean_5min"] == pytest.approx(value)
+        assert named[f"{name}_std_5min"] == 0.0
+        assert named[f"{name}_max_5min"] == value
+    assert named["history_s"] == 0.0
+
+
+def test_a_reading_does_not_depend_on_later_or_other_module_readings():
+    module_ids, timestamps, signals = random_readings(4, 60, 3)
+    full = compute_features(module_ids, timestamps, signals)
+    target = int(np.argmax(timestamps * (np.array(module_ids) == module_ids[0])))
+    keep = [
+        j
+        for j in range(60)
+        if module_ids[j] == module_ids[target] and timestamps[j] <= timestamps[target]
+    ]
+    alone = compute_features([module_ids[j] for j in keep], timestamps[keep], signals[keep])
+    np.testing.assert_allclose(
+        alone[keep.index(target)], full[target], rtol=1e-9, atol=1e-7, equal_nan=True
+    )
+
+
+def test_rejects_signals_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="signals must have shape"):
+        compute_features(["M1"], np.array([0.0]), np.zeros((1, 3)))
+
+
+def test_empty_input_gives_empty_features():
+    assert compute_features([], np.array([]), np.zeros((0, len(SIGNAL_NAMES)))).shape == (
+        0,
+        len(FEATURE_NAMES),
+    )
