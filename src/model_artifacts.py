@@ -1,0 +1,85 @@
+"""The files a training run logs and the service reads: names, digests, one contract.
+
+Every artifact's SHA-256 is recorded in `manifest.json` at training time and checked
+before anything is deserialised (joblib unpickles), so a swapped or corrupted file in a
+shared `mlruns` folder is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from src.errors import ModelLoadError
+
+SCALER_FILE = "scaler.joblib"
+SERVING_CONFIG_FILE = "serving_config.json"
+BASELINE_FILE = "baseline.json"
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.ubj"
+"""File name mlflow.xgboost gives the booster inside the logged model folder."""
+MODEL_DIGESTED_FILES = ("MLmodel", MODEL_FILE)
+"""What the service reads of the logged model folder (MLflow adds files it does not read)."""
+
+MANIFEST_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def digest_folder(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below folder, keyed by its POSIX path relative to folder."""
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def build_manifest(run_files: dict[str, str], model_files: dict[str, str]) -> dict[str, Any]:
+    return {"version": MANIFEST_VERSION, "run_artifacts": run_files, "model": model_files}
+
+
+def verify_manifest(artifacts_dir: Path, model_dir: Path) -> dict[str, Any]:
+    """Check every file the manifest names against its digest; return the manifest."""
+    manifest_path = artifacts_dir / MANIFEST_FILE
+    manifest = read_json(manifest_path)
+    problems: list[str] = []
+    for section, folder in (("run_artifacts", artifacts_dir), ("model", model_dir)):
+        for relative, expected in manifest.get(section, {}).items():
+            path = folder / relative
+            if not path.is_file():
+                problems.append(f"{path} is missing")
+            elif sha256_file(path) != expected:
+                problems.append(f"{path} does not match its recorded SHA-256")
+    for required in (SCALER_FILE, SERVING_CONFIG_FILE):
+        if required not in manifest.get("run_artifacts", {}):
+            problems.append(f"the manifest records no digest for {required}")
+    if MODEL_FILE not in manifest.get("model", {}):
+        problems.append(f"the manifest records no digest for the model's {MODEL_FILE}")
+    if problems:
+        raise ModelLoadError(
+            "artifact integrity check failed: "
+            + "; ".join(problems)
+            + ". Re-train, or copy the run's folders again from the machine that trained it",
+        )
+    return manifest
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ModelLoadError(
+            f"{path.name} was not found at {path}; the run was not made by this project's "
+            "training, or its artifacts folder was not copied"
+        ) from error
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{path} could not be read as JSON: {error}") from error

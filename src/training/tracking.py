@@ -1,0 +1,122 @@
+"""Logs a training result to MLflow as one run the service can load on any machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from src.data.signals import HAZARD_HORIZON_S, SIGNAL_NAMES
+from src.features.engineering import FEATURE_SET_VERSION, RATE_MAX_GAP_S, WINDOW_S
+from src.model_artifacts import (
+    BASELINE_FILE,
+    MANIFEST_FILE,
+    MODEL_DIGESTED_FILES,
+    SCALER_FILE,
+    SERVING_CONFIG_FILE,
+    build_manifest,
+    digest_folder,
+    sha256_file,
+)
+from src.services.model_store import configure_mlflow_environment
+from src.training.train import TrainingConfig, TrainingResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "hvs-thermal-runaway"
+MODEL_NAME = "model"
+BASELINE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+# What serving needs to load the booster; MLflow's own inference of this list is slow and
+# names `xgboost` although `xgboost-cpu` provides the module.
+SERVING_PIP_REQUIREMENTS = ("xgboost-cpu", "numpy", "scikit-learn")
+
+
+def serving_config(result: TrainingResult) -> dict[str, Any]:
+    return {
+        "threshold": result.threshold,
+        "feature_names": list(result.feature_names),
+        "feature_set_version": FEATURE_SET_VERSION,
+        "signal_names": list(SIGNAL_NAMES),
+        "hazard_horizon_s": HAZARD_HORIZON_S,
+        "window_s": WINDOW_S,
+        "rate_max_gap_s": RATE_MAX_GAP_S,
+        "model_artifact": MODEL_NAME,
+    }
+
+
+def feature_baseline(result: TrainingResult) -> dict[str, Any]:
+    """Per-feature distribution of the training data: the reference for drift signals."""
+    features = result.train_features
+    quantiles = np.nanquantile(features, BASELINE_QUANTILES, axis=0)
+    return {
+        "rows": int(features.shape[0]),
+        "quantile_levels": list(BASELINE_QUANTILES),
+        "features": {
+            name: {
+                "mean": float(np.nanmean(features[:, i])),
+                "std": float(np.nanstd(features[:, i])),
+                "missing_fraction": float(np.isnan(features[:, i]).mean()),
+                "quantiles": [float(q) for q in quantiles[:, i]],
+            }
+            for i, name in enumerate(result.feature_names)
+        },
+    }
+
+
+def log_run(
+    result: TrainingResult,
+    config: TrainingConfig,
+    tracking_uri: str,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+) -> str:
+    """Log params, metrics, model, scaler, feature list, threshold and digests; return run id."""
+    configure_mlflow_environment()
+    import mlflow
+    import mlflow.xgboost
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_name)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
+        mlflow.log_params(config.as_params())
+        mlflow.log_params(
+            {"feature_set_version": FEATURE_SET_VERSION, "n_features": len(result.feature_names)}
+        )
+        mlflow.log_metrics({k: v for k, v in result.metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(
+            {"project": "hvs-prediction-api", "feature_set_version": FEATURE_SET_VERSION}
+        )
+
+        model_info = mlflow.xgboost.log_model(
+            result.booster,
+            name=MODEL_NAME,
+            model_format="ubj",
+            pip_requirements=list(SERVING_PIP_REQUIREMENTS),
+        )
+
+        run_dir = Path(scratch) / "run"
+        run_dir.mkdir()
+        joblib.dump(result.scaler, run_dir / SCALER_FILE)
+        _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result))
+        _write_json(run_dir / BASELINE_FILE, feature_baseline(result))
+        # Digest the model as the store holds it, read back through MLflow.
+        model_copy = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=model_info.model_uri, dst_path=str(Path(scratch) / "model")
+            )
+        )
+        model_files = {name: sha256_file(model_copy / name) for name in MODEL_DIGESTED_FILES}
+        manifest = build_manifest(digest_folder(run_dir), model_files)
+        _write_json(run_dir / MANIFEST_FILE, manifest)
+        mlflow.log_artifacts(str(run_dir))
+        logger.info("logged run", extra={"run_id": run.info.run_id})
+        return run.info.run_id
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False), encoding="utf-8")
