@@ -1,0 +1,33 @@
+"""Logging for the service: one JSON object per line on stdout, or plain text for humans."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+_HANDLER_NAME = "hvs-stdout"
+JSON_FORMAT = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        JSON_FORMAT,
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+    )
+
+
+def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
+    """Route the root logger to stdout once; calling again only updates level and format."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
+    if handler is None:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.set_name(_HANDLER_NAME)
+        root.addHandler(handler)
+    handler.setFormatter(
+        json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    )
+    root.setLevel(level)
