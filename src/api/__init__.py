@@ -1,0 +1,49 @@
+"""The Flask application factory: the table of contents of the service."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Literal
+
+from flask import Flask
+
+from src.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+LoadMode = Literal["background", "now", "never"]
+
+
+def create_app(settings: ServiceSettings | None = None, load: LoadMode = "background") -> Flask:
+    """Build the service. `load`: when to load the model (tests choose "now" or "never")."""
+    from src.api import metrics, routes
+    from src.api.errors import register_error_handlers
+    from src.errors import ModelLoadError
+    from src.logging_setup import configure_logging
+    from src.services.prediction_service import PredictionService
+
+    settings = settings or ServiceSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    register_error_handlers(app)
+    model_metrics = metrics.init_app(app)
+    service = PredictionService(settings)
+    app.extensions[routes.SERVICE_KEY] = service
+    app.extensions[routes.SETTINGS_KEY] = settings
+    app.register_blueprint(routes.bp)
+
+    def load_model() -> None:
+        try:
+            loaded = service.load()
+        except ModelLoadError as error:  # kept on the service and shown by /ready
+            logger.error("model load failed, /ready answers 503: %s", error.message)
+            return
+        model_metrics.observe_model_loaded(loaded.run_id, loaded.load_seconds)
+
+    if load == "now":
+        load_model()
+    elif load == "background":
+        threading.Thread(target=load_model, name="model-loader", daemon=True).start()
+    return app

@@ -1,0 +1,46 @@
+"""One JSON error shape for every 4xx and 5xx, Werkzeug's HTTP errors included."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from src.errors import HvsError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HvsError)
+    def handle_hvs_error(error: HvsError) -> Response:
+        return error_response(error.status_code, error.code, error.message, error.details)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        code = (error.name or "http_error").lower().replace(" ", "_")
+        message = error.description or error.name
+        if error.code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"the request body is larger than the limit of {limit} bytes; split the batch"
+        response = error_response(error.code or 500, code, message)
+        if error.code == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(
+            500,
+            "internal_error",
+            "the service failed on this request; it has been logged. Retry, and report it "
+            "if it persists",
+        )

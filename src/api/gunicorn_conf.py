@@ -1,0 +1,106 @@
+"""Gunicorn configuration: `gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'`.
+
+Every knob is an environment variable (README, "Configuration"). Decisions:
+- No `preload_app`: XGBoost's OpenMP runtime is not fork-safe, so each worker loads its
+  own model after the fork, with HVS_XGBOOST_NTHREAD (default 1) OpenMP threads.
+- Prometheus multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, before anything
+  imports prometheus_client, emptied at start, and dead workers are marked in child_exit.
+- The master checks the configured run before forking (`on_starting`): a wrong run id or
+  a missing volume stops the server at once with one log line, instead of workers that
+  never become ready.
+- No control socket (gunicorn 26+ opens one under $HOME by default): nothing here uses
+  it, two servers on one host would collide, and the container's home is read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# Before anything imports prometheus_client (the app, in the workers, after the fork).
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+    prefix="hvs-prometheus-"
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+# One OpenMP thread per worker unless asked otherwise: 2 workers on 2 cores fighting over
+# OpenMP threads made one-reading requests 14x slower.
+os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("HVS_XGBOOST_NTHREAD", "1"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
+
+bind = [f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5001')}"]
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+preload_app = False
+control_socket_disable = True
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("HVS_LOG_LEVEL", "INFO").lower()
+
+if os.environ.get("HVS_LOG_FORMAT", "json") == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "src.logging_setup.json_formatter"}},
+        "handlers": {
+            # the name configure_logging() looks for, so the app adds no second handler
+            "hvs-stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "root": {"handlers": ["hvs-stdout"], "level": loglevel.upper()},
+        "loggers": {
+            "gunicorn.error": {
+                "handlers": ["hvs-stdout"],
+                "level": loglevel.upper(),
+                "propagate": False,
+            },
+            "gunicorn.access": {"handlers": ["hvs-stdout"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def on_starting(server) -> None:
+    """Empty the metrics folder, then refuse to start on a run that cannot be served."""
+    for entry in Path(_metrics_dir).glob("*"):
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+    if os.environ.get("HVS_SKIP_STARTUP_CHECK", "").lower() in ("1", "true", "yes"):
+        return
+    from pydantic import ValidationError
+
+    from src.errors import ModelLoadError
+    from src.services.startup_check import check_run
+
+    try:
+        check_run()
+    except (ModelLoadError, ValidationError) as error:
+        message = error.message if isinstance(error, ModelLoadError) else _first_error(error)
+        server.log.error("cannot serve: %s", message)
+        logging.shutdown()
+        sys.exit(3)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _first_error(error) -> str:
+    first = error.errors(include_url=False)[0]
+    return f"{first['loc'][0] if first['loc'] else 'settings'}: {first['msg']}"

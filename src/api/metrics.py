@@ -1,0 +1,106 @@
+"""Prometheus metrics: HTTP traffic from prometheus-flask-exporter, plus the model's own.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (by the gunicorn config, before
+prometheus_client is imported) and every worker writes to it, so a scrape of any worker
+returns one consistent total. Each app gets its own registry: several apps in one process
+(the tests) never collide, and no metric lives in a module global.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+EXTENSION_KEY = "hvs_metrics"
+NOT_TRAFFIC = ["^/health$", "^/ready$", "^/metrics$"]
+PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+class ModelMetrics:
+    """What the model did: created once per app, labelled by model version where useful."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.predictions = Counter(
+            "hvs_predictions",
+            "Readings scored, by outcome at the run's threshold",
+            ["outcome"],
+            registry=registry,
+        )
+        self.hazard_probability = Histogram(
+            "hvs_hazard_probability",
+            "Hazard probability of each scored reading",
+            buckets=PROBABILITY_BUCKETS,
+            registry=registry,
+        )
+        self.rows_scored = Counter(
+            "hvs_rows_scored",
+            "Readings passed through the model",
+            registry=registry,
+        )
+        self.batch_readings = Histogram(
+            "hvs_request_readings",
+            "Readings per /predict request",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.model_load_seconds = Gauge(
+            "hvs_model_load_seconds",
+            "Seconds the last model load and warm-up took",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.model_info = Gauge(
+            "hvs_model_info",
+            "The served model; value 1",
+            ["run_id"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.model_ready = Gauge(
+            "hvs_model_ready",
+            "1 when every live worker has its model loaded",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.model_ready.set(0)
+
+    def observe_predictions(self, probabilities, hazardous) -> None:
+        count = int(hazardous.shape[0])
+        flagged = int(hazardous.sum())
+        self.rows_scored.inc(count)
+        self.batch_readings.observe(count)
+        if flagged:
+            self.predictions.labels(outcome="hazardous").inc(flagged)
+        if count - flagged:
+            self.predictions.labels(outcome="not_hazardous").inc(count - flagged)
+        for probability in probabilities:
+            self.hazard_probability.observe(float(probability))
+
+    def observe_model_loaded(self, run_id: str, load_seconds: float) -> None:
+        self.model_load_seconds.set(load_seconds)
+        self.model_info.labels(run_id=run_id).set(1)
+        self.model_ready.set(1)
+
+
+def init_app(app: Flask) -> ModelMetrics:
+    registry = CollectorRegistry()
+    common = dict(
+        group_by="endpoint",
+        excluded_paths=NOT_TRAFFIC,
+        registry=registry,
+        default_labels={},
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    )
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        exporter = GunicornInternalPrometheusMetrics.for_app_factory(**common)
+    else:
+        exporter = PrometheusMetrics.for_app_factory(**common)
+    exporter.init_app(app)
+    model_metrics = ModelMetrics(registry)
+    app.extensions[EXTENSION_KEY] = model_metrics
+    return model_metrics

@@ -1,0 +1,244 @@
+"""The real thing: gunicorn with 2 workers on a free loopback port, real HTTP, a relocated
+MLflow store written by the real training code, /metrics parsed by prometheus_client."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from src.data.signals import SIGNALS
+from tests.servers import GunicornServer
+
+pytestmark = pytest.mark.integration
+
+
+def reading(module_id: str = "R01-M01", second: int = 0, **overrides) -> dict:
+    body = {"module_id": module_id, "timestamp": 1_767_225_600 + second}
+    body.update({signal.name: signal.reference for signal in SIGNALS})
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="module")
+def server(trained_store, tmp_path_factory) -> Iterator[GunicornServer]:
+    env = {
+        "BEST_MLFLOW_RUN_ID": trained_store.run_id,
+        "MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+    }
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    running = GunicornServer(env, log).start()
+    running.wait_until("/ready")
+    yield running
+    running.stop()
+
+
+def metric_samples(url: str) -> dict[tuple[str, tuple], float]:
+    text = requests.get(url + "/metrics", timeout=5).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample_name, sample_labels), value in samples.items()
+        if sample_name == name and all((k, v) in sample_labels for k, v in labels.items())
+    )
+
+
+def test_payload_files(server, payload_normal, payload_hazardous):
+    headers = {"Content-Type": "application/json"}
+    normal = requests.post(server.url + "/predict", data=payload_normal, headers=headers)
+    hazardous = requests.post(server.url + "/predict", data=payload_hazardous, headers=headers)
+    assert normal.status_code == 200, normal.text
+    assert hazardous.status_code == 200, hazardous.text
+    assert not any(p["hazardous"] for p in normal.json()["predictions"])
+    assert hazardous.json()["predictions"][-1]["hazardous"] is True
+
+
+def test_batches_of_several_modules(server, trained_store):
+    readings = [reading(f"R01-M{m:02d}", 10 * s) for s in range(30) for m in range(8)]
+    response = requests.post(server.url + "/predict", json={"readings": readings}, timeout=10)
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 240
+    assert {p["model_version"] for p in predictions} == {trained_store.run_id}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (json.dumps({"readings": [reading(h2_ppm="x")]}), 422, "readings[0].h2_ppm"),
+        (json.dumps({"readings": [reading(co_ppm=-3)]}), 422, "readings[0].co_ppm"),
+        (json.dumps({"readings": []}), 422, "readings"),
+        (json.dumps({"readings": [reading()]}).replace("1.0", "NaN", 1), 400, "(body)"),
+        ("{not json", 400, "(body)"),
+        ("[]", 422, "(body)"),
+    ],
+)
+def test_bad_input_gets_a_json_4xx(server, body, status, field):
+    response = requests.post(
+        server.url + "/predict", data=body, headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert field in [detail["field"] for detail in error["details"]]
+    assert "Traceback" not in response.text
+
+
+def test_oversized_body_gets_413_and_the_server_keeps_serving(server):
+    huge = b'{"readings": [' + b" " * (17 * 1024 * 1024) + b"]}"
+    response = requests.post(
+        server.url + "/predict", data=huge, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_entity_too_large"
+    assert requests.post(server.url + "/predict", json=reading(), timeout=5).status_code == 200
+
+
+def test_metrics_add_up_across_workers(server):
+    before = metric_samples(server.url)
+    sizes = [1, 3, 5, 7] * 10
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(
+                lambda n: (
+                    requests.post(
+                        server.url + "/predict",
+                        json={"readings": [reading("R02-M01", 10 * i) for i in range(n)]},
+                        timeout=10,
+                    ).status_code
+                ),
+                sizes,
+            )
+        )
+    assert statuses == [200] * len(sizes)
+    for _ in range(10):  # probes and scrapes are not traffic
+        requests.get(server.url + "/health", timeout=5)
+        requests.get(server.url + "/ready", timeout=5)
+    for _ in range(6):  # every scrape, whichever worker answers, shows the same totals
+        after = metric_samples(server.url)
+        assert total(after, "hvs_rows_scored_total") - total(
+            before, "hvs_rows_scored_total"
+        ) == sum(sizes)
+        predictions = total(after, "hvs_predictions_total") - total(before, "hvs_predictions_total")
+        assert predictions == sum(sizes)
+        requests_200 = total(
+            after, "flask_http_request_total", status="200", method="POST"
+        ) - total(before, "flask_http_request_total", status="200", method="POST")
+        assert requests_200 == len(sizes)
+        assert total(after, "hvs_hazard_probability_count") - total(
+            before, "hvs_hazard_probability_count"
+        ) == sum(sizes)
+    durations = [key for key in after if key[0] == "flask_http_request_duration_seconds_count"]
+    endpoints = {dict(labels).get("endpoint") for _, labels in durations}
+    assert "api.predict" in endpoints
+    assert not endpoints & {"api.health", "api.ready", "prometheus_metrics"}
+    assert total(after, "hvs_model_info", run_id=server.env["BEST_MLFLOW_RUN_ID"]) >= 1
+    assert total(after, "hvs_model_ready") == 1
+    assert total(after, "hvs_model_load_seconds") > 0
+
+
+def test_workers_both_serve(server):
+    """Two workers really run: the master has two children answering."""
+    log = server.log()
+    booted = set(re.findall(r"Booting worker with pid: (\d+)", log))
+    assert len(booted) >= 2, log
+
+
+def test_wrong_run_id_stops_the_server_with_one_clear_line(trained_store, tmp_path):
+    wrong = "f" * 32
+    failing = GunicornServer(
+        {"BEST_MLFLOW_RUN_ID": wrong, "MLFLOW_TRACKING_URI": trained_store.tracking_uri},
+        tmp_path / "wrong.log",
+    ).start()
+    assert failing.wait_exit(timeout=60) != 0
+    lines = [line for line in failing.log().splitlines() if wrong in line]
+    assert lines, failing.log()
+    assert "not found" in lines[0]
+    assert str(trained_store.mlruns) in lines[0]
+    assert "Traceback" not in failing.log()
+
+
+def test_missing_store_and_unset_run_id_fail_clearly(tmp_path):
+    missing = GunicornServer(
+        {"BEST_MLFLOW_RUN_ID": "a" * 32, "MLFLOW_TRACKING_URI": str(tmp_path / "nowhere")},
+        tmp_path / "missing.log",
+    ).start()
+    assert missing.wait_exit(timeout=60) != 0
+    assert "does not exist" in missing.log()
+    assert "mount" in missing.log()
+    unset = GunicornServer({"BEST_MLFLOW_RUN_ID": "RUN_ID_NOT_SET"}, tmp_path / "unset.log").start()
+    assert unset.wait_exit(timeout=60) != 0
+    assert "BEST_MLFLOW_RUN_ID is not set" in unset.log()
+
+
+def test_without_the_startup_check_readiness_reports_the_problem(trained_store, tmp_path):
+    wrong = "e" * 32
+    server = GunicornServer(
+        {
+            "BEST_MLFLOW_RUN_ID": wrong,
+            "MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+            "HVS_SKIP_STARTUP_CHECK": "1",
+        },
+        tmp_path / "skip.log",
+    ).start()
+    try:
+        server.wait_until("/health")
+        deadline = time.monotonic() + 30
+        while True:  # "still loading" first, then the load error, never 200
+            response = server.wait_until("/ready", status=503)
+            error = response.json()["error"]
+            if error["code"] == "model_unavailable" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert error["code"] == "model_unavailable"
+        assert wrong in error["message"]
+        assert requests.post(server.url + "/predict", json=reading(), timeout=5).status_code == 503
+    finally:
+        assert server.stop() == 0
+
+
+def test_store_copied_again_elsewhere_still_serves(trained_store, tmp_path):
+    """A second relocation, with Windows paths recorded in meta.yaml as if written there."""
+    moved = tmp_path / "elsewhere" / "mlruns"
+    shutil.copytree(trained_store.mlruns, moved)
+    for meta in moved.rglob("meta.yaml"):
+        text = meta.read_text()
+        text = re.sub(r"file://\S*?/mlruns/", "file:///C:/Users/operator/hvs/mlruns/", text)
+        meta.write_text(text)
+    assert "C:/Users" in next(moved.rglob("models/*/meta.yaml")).read_text()
+    server = GunicornServer(
+        {"BEST_MLFLOW_RUN_ID": trained_store.run_id, "MLFLOW_TRACKING_URI": moved.as_uri()},
+        tmp_path / "moved.log",
+    ).start()
+    try:
+        server.wait_until("/ready")
+        assert requests.post(server.url + "/predict", json=reading(), timeout=5).status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_graceful_stop_exits_zero(trained_store, tmp_path):
+    server = GunicornServer(
+        {
+            "BEST_MLFLOW_RUN_ID": trained_store.run_id,
+            "MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+        },
+        tmp_path / "stop.log",
+    ).start()
+    server.wait_until("/ready")
+    assert server.stop() == 0
+    assert Path(server.log_path).exists()

@@ -1,0 +1,214 @@
+"""The Flask app in-process: every route, every class of bad input, one error shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from src.api import create_app
+from src.data.signals import SIGNALS
+from src.features.engineering import FEATURE_NAMES
+from src.settings import ServiceSettings
+
+
+def reading(**overrides):
+    body = {"module_id": "R01-M01", "timestamp": "2026-01-01T00:00:00Z"}
+    body.update({signal.name: signal.reference for signal in SIGNALS})
+    body.update(overrides)
+    return body
+
+
+def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    if field is not None:
+        fields = [detail["field"] for detail in error["details"]]
+        assert field in fields, fields
+    return error
+
+
+def test_payload_files_score_as_labelled(client, payload_normal, payload_hazardous):
+    normal = client.post("/predict", data=payload_normal, content_type="application/json")
+    hazardous = client.post("/predict", data=payload_hazardous, content_type="application/json")
+    assert normal.status_code == 200
+    assert hazardous.status_code == 200
+    assert not any(p["hazardous"] for p in normal.get_json()["predictions"])
+    assert hazardous.get_json()["predictions"][-1]["hazardous"] is True
+
+
+def test_prediction_fields_and_order(client, trained_store):
+    readings = [
+        reading(module_id="B", timestamp="2026-01-01T00:00:10Z"),
+        reading(module_id="A", timestamp="2026-01-01T00:00:00+00:00"),
+        reading(module_id="B", timestamp=1767225600),
+    ]
+    response = client.post("/predict", json={"readings": readings})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model_version"] == trained_store.run_id
+    assert [p["module_id"] for p in body["predictions"]] == ["B", "A", "B"]
+    assert body["predictions"][0]["timestamp"] == "2026-01-01T00:00:10Z"
+    for prediction in body["predictions"]:
+        assert 0.0 <= prediction["hazard_probability"] <= 1.0
+        assert prediction["hazardous"] == (prediction["hazard_probability"] >= body["threshold"])
+        assert prediction["model_version"] == trained_store.run_id
+
+
+def test_single_reading_object_is_accepted(client):
+    response = client.post("/predict", json=reading())
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"]) == 1
+
+
+def test_null_signal_is_scored_as_missing(client):
+    response = client.post("/predict", json={"readings": [reading(h2_ppm=None)]})
+    assert response.status_code == 200
+
+
+def test_service_reproduces_the_training_codes_probabilities(client, trained_store):
+    """JSON in, probabilities out, equal to what training computed for the same readings."""
+    frame = trained_store.result.test_frame
+    module = frame["module_id"].iloc[0]
+    rows = frame[frame["module_id"] == module].head(120)
+    readings = []
+    for row in rows.itertuples(index=False):
+        item = {
+            "module_id": row.module_id,
+            "timestamp": datetime.fromtimestamp(row.timestamp_s, tz=UTC).isoformat(),
+        }
+        for signal in SIGNALS:
+            value = getattr(row, signal.name)
+            item[signal.name] = None if np.isnan(value) else float(value)
+        readings.append(item)
+    response = client.post("/predict", json={"readings": readings})
+    assert response.status_code == 200
+    served = np.array([p["hazard_probability"] for p in response.get_json()["predictions"]])
+    # Training saw the whole series; the request holds its first 120 readings, which is
+    # all the history those readings have, so the features are the same.
+    expected = trained_store.result.test_probabilities[rows.index.to_numpy()]
+    np.testing.assert_allclose(served, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        ({"readings": [reading(h2_ppm="high")]}, "readings[0].h2_ppm", "valid number"),
+        ({"readings": [reading(h2_ppm=True)]}, "readings[0].h2_ppm", "valid number"),
+        ({"readings": [reading(h2_ppm=-1)]}, "readings[0].h2_ppm", "greater than or equal"),
+        (
+            {"readings": [reading(cell_temp_max_c=5000)]},
+            "readings[0].cell_temp_max_c",
+            "less than or equal",
+        ),
+        (
+            {"readings": [{k: v for k, v in reading().items() if k != "co_ppm"}]},
+            "readings[0].co_ppm",
+            "Field required",
+        ),
+        ({"readings": [reading(module_id="")]}, "readings[0].module_id", "at least 1"),
+        ({"readings": [reading(timestamp="yesterday")]}, "readings[0].timestamp", "datetime"),
+        ({"readings": [reading(h2ppm=3)]}, "readings[0].h2ppm", "Extra inputs"),
+        ({"readings": []}, "readings", "at least 1"),
+        ({"readings": "all of them"}, "readings", "valid list"),
+    ],
+)
+def test_invalid_readings_name_the_field_and_problem(client, body, field, problem):
+    error = assert_error(client.post("/predict", json=body), 422, "invalid_input", field)
+    problems = {d["field"]: d["problem"] for d in error["details"]}
+    assert problem in problems[field]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_are_rejected(client, literal):
+    text = json.dumps({"readings": [reading()]}).replace('"h2_ppm": 1.0', f'"h2_ppm": {literal}')
+    assert literal in text
+    response = client.post("/predict", data=text, content_type="application/json")
+    assert response.status_code in (400, 422)
+    assert response.get_json()["error"]["code"] in ("invalid_json", "invalid_input")
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"readings": [', b"\xff\xfe"])
+def test_non_json_bodies_get_400(client, body):
+    assert_error(
+        client.post("/predict", data=body, content_type="application/json"),
+        400,
+        "invalid_json",
+        "(body)",
+    )
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", "42", '"text"', "null"])
+def test_json_that_is_not_an_object_gets_422(client, body):
+    assert_error(
+        client.post("/predict", data=body, content_type="application/json"),
+        422,
+        "invalid_input",
+        "(body)",
+    )
+
+
+def test_batch_and_body_limits(settings):
+    limited = settings.model_copy(update={"max_batch_readings": 3, "max_body_bytes": 4096})
+    client = create_app(limited, load="now").test_client()
+    error = assert_error(
+        client.post("/predict", json={"readings": [reading()] * 4}),
+        422,
+        "invalid_input",
+        "readings",
+    )
+    assert "at most 3" in error["message"]
+    big = json.dumps({"readings": [reading()] * 3, "padding": "x" * 5000})
+    assert_error(
+        client.post("/predict", data=big, content_type="application/json"),
+        413,
+        "request_entity_too_large",
+    )
+
+
+def test_unknown_route_and_method_use_the_error_shape(client):
+    assert_error(client.get("/nope"), 404, "not_found")
+    response = client.get("/predict")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_health_ready_and_model(client, trained_store):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.get_json()["model_version"] == trained_store.run_id
+    info = client.get("/model").get_json()
+    assert info["model_version"] == trained_store.run_id
+    assert info["feature_names"] == list(FEATURE_NAMES)
+    assert info["threshold"] == pytest.approx(trained_store.result.threshold)
+    assert info["training_metrics"]["test_pr_auc"] > 0.5
+
+
+def test_readiness_before_and_after_load(settings):
+    app = create_app(settings, load="never")
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    assert_error(client.get("/ready"), 503, "model_not_ready")
+    assert_error(client.post("/predict", json=reading()), 503, "model_not_ready")
+    app.extensions["hvs_service"].load()
+    assert client.get("/ready").status_code == 200
+    assert client.post("/predict", json=reading()).status_code == 200
+
+
+def test_a_run_that_cannot_be_loaded_keeps_ready_at_503(trained_store):
+    missing = "0" * 32
+    settings = ServiceSettings(
+        BEST_MLFLOW_RUN_ID=missing, MLFLOW_TRACKING_URI=trained_store.tracking_uri
+    )
+    client = create_app(settings, load="now").test_client()
+    assert client.get("/health").status_code == 200
+    error = assert_error(client.get("/ready"), 503, "model_unavailable")
+    assert missing in error["message"]
+    assert str(trained_store.mlruns) in error["message"]
+    assert_error(client.post("/predict", json=reading()), 503, "model_unavailable")
