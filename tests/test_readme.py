@@ -1,0 +1,25 @@
+"""The README's facts that code can check: the signal table and the commands it names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from src.data.signals import signal_table_markdown
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+
+
+def test_signal_table_matches_signals_py():
+    table = re.search(r"<!-- signal-table:start -->\n(.*?)\n<!-- signal-table:end -->", README, re.S)
+    assert table is not None
+    assert table.group(1) == signal_table_markdown()
+
+
+def test_every_make_target_the_readme_names_exists():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z-]+):", makefile, re.M))
+    for named in set(re.findall(r"`make ([a-z-]+)", README)) | set(
+        re.findall(r"^    make ([a-z-]+)$", README, re.M)
+    ):
+        assert named in targets, named
