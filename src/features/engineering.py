@@ -52,6 +52,12 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 _REFERENCE = np.array([signal.reference for signal in SIGNALS], dtype=np.float64)
+_RATE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in RATE_SIGNALS])
+_WINDOW_COLUMNS = np.array([SIGNAL_INDEX[name] for name in WINDOW_SIGNALS])
+_SLOPE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in SLOPE_SIGNALS])
+_WINDOW_REFERENCE = _REFERENCE[_WINDOW_COLUMNS]
+_VOLTAGE_MAX, _VOLTAGE_MIN = SIGNAL_INDEX["cell_voltage_max_v"], SIGNAL_INDEX["cell_voltage_min_v"]
+_TEMP_MAX, _AMBIENT = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["ambient_temp_c"]
 
 
 def compute_features(
@@ -76,7 +82,10 @@ def compute_features(
     if n_rows == 0:
         return features
 
-    _, group = np.unique(np.asarray(module_ids), return_inverse=True)
+    if n_rows == 1:  # one reading: np.unique on strings would cost more than the rest
+        group = np.zeros(1, dtype=np.int64)
+    else:
+        _, group = np.unique(np.asarray(module_ids), return_inverse=True)
     order = np.lexsort((timestamps_s, group))
     group, t, x = group[order], timestamps_s[order], signals[order]
 
@@ -87,63 +96,53 @@ def compute_features(
     key = group * stride + relative_t
     window_start = np.searchsorted(key, key - WINDOW_S, side="left")
 
-    n_signals = len(SIGNAL_NAMES)
-    sorted_features = np.empty_like(features)
-    sorted_features[:, :n_signals] = x
-    column = n_signals
-    sorted_features[:, column] = (
-        x[:, SIGNAL_INDEX["cell_voltage_max_v"]] - x[:, SIGNAL_INDEX["cell_voltage_min_v"]]
-    )
-    sorted_features[:, column + 1] = (
-        x[:, SIGNAL_INDEX["cell_temp_max_c"]] - x[:, SIGNAL_INDEX["ambient_temp_c"]]
-    )
-    column += 2
-
     has_previous = np.zeros(n_rows, dtype=bool)
     has_previous[1:] = group[1:] == group[:-1]
     dt = np.zeros(n_rows)
     dt[1:] = t[1:] - t[:-1]
-    rate_ok = has_previous & (dt > 0) & (dt <= RATE_MAX_GAP_S)
-    safe_dt = np.where(rate_ok, dt, 1.0)
-    for name in RATE_SIGNALS:
-        values = x[:, SIGNAL_INDEX[name]]
-        previous = np.empty(n_rows)
-        previous[0] = values[0]
-        previous[1:] = values[:-1]
-        rate = (values - previous) / safe_dt * 60.0
-        sorted_features[:, column] = np.where(rate_ok, rate, 0.0)
-        column += 1
+    rate_ok = (has_previous & (dt > 0) & (dt <= RATE_MAX_GAP_S))[:, None]
+    rated = x[:, _RATE_COLUMNS]
+    previous = np.concatenate((rated[:1], rated[:-1]))
+    rates = np.where(rate_ok, (rated - previous) / np.where(rate_ok, dt[:, None], 1.0) * 60.0, 0.0)
 
-    for name in WINDOW_SIGNALS:
-        index = SIGNAL_INDEX[name]
-        mean, std = _window_mean_std(x[:, index] - _REFERENCE[index], window_start)
-        sorted_features[:, column] = mean + _REFERENCE[index]
-        sorted_features[:, column + 1] = std
-        sorted_features[:, column + 2] = _window_max(x[:, index], window_start)
-        column += 3
+    windowed = x[:, _WINDOW_COLUMNS]
+    mean, std = _window_mean_std(windowed - _WINDOW_REFERENCE, window_start)
+    window_stats = np.stack(
+        (mean + _WINDOW_REFERENCE, std, _window_max(windowed, window_start)), axis=2
+    ).reshape(n_rows, -1)
 
     history = t - t[window_start]
-    has_history = history > 0
-    safe_history = np.where(has_history, history, 1.0)
-    for name in SLOPE_SIGNALS:
-        values = x[:, SIGNAL_INDEX[name]]
-        slope = (values - values[window_start]) / safe_history * 60.0
-        sorted_features[:, column] = np.where(has_history, slope, 0.0)
-        column += 1
+    has_history = (history > 0)[:, None]
+    sloped = x[:, _SLOPE_COLUMNS]
+    slopes = np.where(
+        has_history,
+        (sloped - sloped[window_start]) / np.where(has_history, history[:, None], 1.0) * 60.0,
+        0.0,
+    )
 
-    sorted_features[:, column] = history
-    column += 1
-    assert column == len(FEATURE_NAMES)
-
+    sorted_features = np.concatenate(
+        (
+            x,
+            (x[:, _VOLTAGE_MAX] - x[:, _VOLTAGE_MIN])[:, None],
+            (x[:, _TEMP_MAX] - x[:, _AMBIENT])[:, None],
+            rates,
+            window_stats,
+            slopes,
+            history[:, None],
+        ),
+        axis=1,
+    )
     features[order] = sorted_features
     return features
 
 
 def _window_mean_std(values: np.ndarray, window_start: np.ndarray) -> tuple[np.ndarray, ...]:
-    """NaN-ignoring mean and population std of values[window_start[i] : i + 1]."""
+    """NaN-ignoring mean and population std of values[window_start[i] : i + 1], per column."""
     present = ~np.isnan(values)
     filled = np.where(present, values, 0.0)
-    cumulative_count = np.concatenate(([0], np.cumsum(present)))
+    cumulative_count = np.concatenate(
+        (np.zeros((1, values.shape[1]), dtype=np.int64), np.cumsum(present, axis=0))
+    )
     count = cumulative_count[1:] - cumulative_count[window_start]
     total = _window_sum(filled, window_start)
     squares = _window_sum(filled * filled, window_start)
@@ -154,7 +153,7 @@ def _window_mean_std(values: np.ndarray, window_start: np.ndarray) -> tuple[np.n
 
 
 def _window_sum(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
-    """Sum of values[window_start[i] : i + 1], from blocks of 2**k readings.
+    """Sum of values[window_start[i] : i + 1], per column, from blocks of 2**k readings.
 
     A running cumulative sum would subtract two large totals and make a reading's
     features depend on how many readings came before it (training sees whole series,
@@ -164,12 +163,12 @@ def _window_sum(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
     n_rows = values.shape[0]
     length = np.arange(n_rows) - window_start + 1
     position = np.arange(n_rows)
-    total = np.zeros(n_rows)
-    block = values.copy()
+    total = np.zeros_like(values)
+    block = values
     for level in range(int(length.max()).bit_length()):
         if level > 0:
             half = 1 << (level - 1)
-            shifted = np.zeros(n_rows)
+            shifted = np.zeros_like(block)
             shifted[half:] = block[:-half]
             block = block + shifted
         rows = np.nonzero((length >> level) & 1)[0]
@@ -179,21 +178,20 @@ def _window_sum(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
 
 
 def _window_max(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
-    """NaN-ignoring max of values[window_start[i] : i + 1] through a sparse table.
+    """NaN-ignoring max of values[window_start[i] : i + 1], per column, by a sparse table.
 
     Level k holds the max of the 2**k values ending at each position, so any window
     is covered by two overlapping blocks: O(n log n) whatever the window length.
     """
     n_rows = values.shape[0]
-    end = np.arange(n_rows)
-    length = end - window_start + 1
-    level_of = np.floor(np.log2(length)).astype(np.int64)
-    result = np.full(n_rows, np.nan)
-    table = values.copy()
+    length = np.arange(n_rows) - window_start + 1
+    level_of = np.log2(length).astype(np.int64)
+    result = np.full_like(values, np.nan)
+    table = values
     for level in range(int(level_of.max()) + 1):
         if level > 0:
             half = 1 << (level - 1)
-            shifted = np.full(n_rows, np.nan)
+            shifted = np.full_like(table, np.nan)
             shifted[half:] = table[:-half]
             table = np.fmax(table, shifted)
         rows = np.nonzero(level_of == level)[0]
