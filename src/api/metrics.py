@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
@@ -78,13 +79,32 @@ class ModelMetrics:
             self.predictions.labels(outcome="hazardous").inc(flagged)
         if count - flagged:
             self.predictions.labels(outcome="not_hazardous").inc(count - flagged)
-        for probability in probabilities:
-            self.hazard_probability.observe(float(probability))
+        _observe_many(self.hazard_probability, probabilities, PROBABILITY_BUCKETS)
 
     def observe_model_loaded(self, run_id: str, load_seconds: float) -> None:
         self.model_load_seconds.set(load_seconds)
         self.model_info.labels(run_id=run_id).set(1)
         self.model_ready.set(1)
+
+
+def _observe_many(histogram: Histogram, values: np.ndarray, buckets: tuple[float, ...]) -> None:
+    """Histogram.observe() for a whole batch: one increment per bucket, not per value.
+
+    prometheus_client has no batch API, and observe() per reading cost ~3 ms on a batch of
+    1,000 under gunicorn (each is a locked write to a shared file). This uses its internal
+    `_buckets` and `_sum` (stable across 0.1x-0.2x, pinned in requirements.txt); a test
+    compares the result with observe() value by value.
+    """
+    if values.size == 0:
+        return
+    # Bucket i counts values <= bounds[i] (the last bound is +Inf), exactly as observe().
+    counts = np.bincount(
+        np.searchsorted(np.asarray(buckets), values, side="left"), minlength=len(buckets) + 1
+    )
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(int(count))
+    histogram._sum.inc(float(values.sum()))
 
 
 def init_app(app: Flask) -> ModelMetrics:

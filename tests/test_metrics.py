@@ -1,0 +1,33 @@
+"""The batch histogram update against prometheus_client's own observe(), value by value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from src.api.metrics import PROBABILITY_BUCKETS, _observe_many
+
+
+def bucket_counts(histogram: Histogram) -> dict[str, float]:
+    return {
+        sample.name + sample.labels.get("le", ""): sample.value
+        for sample in histogram.collect()[0].samples
+        if not sample.name.endswith("_created")
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_observe_many_equals_observe_one_by_one(seed):
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one", "", buckets=PROBABILITY_BUCKETS, registry=registry)
+    batched = Histogram("batched", "", buckets=PROBABILITY_BUCKETS, registry=registry)
+    # random values, every bucket bound exactly (<= is inclusive), and the extremes
+    values = np.concatenate(
+        (np.random.default_rng(seed).random(500), PROBABILITY_BUCKETS, [0.0, 1.0, 1.5])
+    )
+    for value in values:
+        one_by_one.observe(float(value))
+    _observe_many(batched, values, PROBABILITY_BUCKETS)
+    expected = {k.replace("one", "batched", 1): v for k, v in bucket_counts(one_by_one).items()}
+    assert bucket_counts(batched) == pytest.approx(expected)
