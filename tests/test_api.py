@@ -212,3 +212,37 @@ def test_a_run_that_cannot_be_loaded_keeps_ready_at_503(trained_store):
     assert missing in error["message"]
     assert str(trained_store.mlruns) in error["message"]
     assert_error(client.post("/predict", json=reading()), 503, "model_unavailable")
+
+
+def as_columns(readings: list[dict]) -> dict:
+    return {"columns": {key: [r[key] for r in readings] for key in readings[0]}}
+
+
+def test_columns_score_exactly_as_rows(client, payload_hazardous):
+    readings = json.loads(payload_hazardous)["readings"]
+    rows = client.post("/predict", json={"readings": readings}).get_json()
+    columns = client.post("/predict", json=as_columns(readings)).get_json()
+    assert columns == rows
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "problem"),
+    [
+        (lambda c: c["h2_ppm"].__setitem__(1, -2), "columns.h2_ppm[1]", "greater than"),
+        (lambda c: c["co_ppm"].pop(), "columns.co_ppm", "module_id has 3"),
+        (lambda c: c.pop("voc_ppm"), "columns.voc_ppm", "Field required"),
+        (lambda c: c.__setitem__("module_id", []), "columns.module_id", "at least 1"),
+    ],
+)
+def test_invalid_columns_name_the_column_and_index(client, mutate, field, problem):
+    body = as_columns([reading(), reading(timestamp=10), reading(timestamp=20)])
+    mutate(body["columns"])
+    error = assert_error(client.post("/predict", json=body), 422, "invalid_input", field)
+    assert problem in {d["field"]: d["problem"] for d in error["details"]}[field]
+
+
+def test_column_batches_respect_the_batch_limit(settings):
+    limited = settings.model_copy(update={"max_batch_readings": 2})
+    client = create_app(limited, load="now").test_client()
+    body = as_columns([reading(), reading(timestamp=10), reading(timestamp=20)])
+    assert_error(client.post("/predict", json=body), 422, "invalid_input", "columns.module_id")

@@ -11,7 +11,9 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def test_signal_table_matches_signals_py():
-    table = re.search(r"<!-- signal-table:start -->\n(.*?)\n<!-- signal-table:end -->", README, re.S)
+    table = re.search(
+        r"<!-- signal-table:start -->\n(.*?)\n<!-- signal-table:end -->", README, re.S
+    )
     assert table is not None
     assert table.group(1) == signal_table_markdown()
 

@@ -43,21 +43,25 @@ def predict() -> Response:
             "the one in test_payload.json with Content-Type: application/json",
             [{"field": "(body)", "problem": "not valid JSON"}],
         ) from None
-    readings, batch = schemas.parse_predict_request(body, settings.max_batch_readings)
-    result = score(model, batch)
+    parsed = schemas.parse_predict_request(body, settings.max_batch_readings)
+    result = score(model, parsed.batch)
     metrics: ModelMetrics = current_app.extensions[METRICS_KEY]
     metrics.observe_predictions(result.hazard_probability, result.hazardous)
     run_id = model.run_id
     predictions = [
         {
-            "module_id": reading.module_id,
-            "timestamp": reading.timestamp,
+            "module_id": module_id,
+            "timestamp": timestamp,
             "hazard_probability": probability,
             "hazardous": hazardous,
             "model_version": run_id,
         }
-        for reading, probability, hazardous in zip(
-            readings, result.hazard_probability.tolist(), result.hazardous.tolist(), strict=True
+        for module_id, timestamp, probability, hazardous in zip(
+            parsed.module_ids,
+            parsed.timestamps,
+            result.hazard_probability.tolist(),
+            result.hazardous.tolist(),
+            strict=True,
         )
     ]
     return _json(

@@ -7,19 +7,23 @@ reported nothing (a drop-out) and is scored as missing, which the model was trai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    create_model,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import InvalidInputError
@@ -29,44 +33,77 @@ ModuleId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
 ]
 
-_READING_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-Reading: type[BaseModel] = create_model(
-    "Reading",
-    __config__=_READING_CONFIG,
-    __doc__="One telemetry reading of one battery module.",
-    module_id=(ModuleId, Field(description="Module identifier, e.g. R03-M07")),
-    timestamp=(
-        datetime,
+def _epoch_seconds(moment: datetime) -> float:
+    """Validated timestamps become epoch seconds at once; naive ones are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_epoch_seconds),
+    Field(description="When the reading was taken: ISO 8601 (UTC if no offset) or epoch seconds"),
+]
+SIGNAL_TYPES: dict[str, Any] = {
+    signal.name: Annotated[
+        float | None,
         Field(
-            description="When the reading was taken: ISO 8601 (UTC if no offset) or epoch seconds"
+            ge=signal.sensor_min,
+            le=signal.sensor_max,
+            strict=True,
+            description=f"{signal.description} [{signal.unit}]; null if not reported",
         ),
-    ),
-    **{
-        signal.name: (
-            float | None,
-            Field(
-                ge=signal.sensor_min,
-                le=signal.sensor_max,
-                strict=True,
-                description=f"{signal.description} [{signal.unit}]; null if not reported",
-            ),
-        )
-        for signal in SIGNALS
-    },
+    ]
+    for signal in SIGNALS
+}
+
+# Readings are validated as TypedDicts: the same pydantic-core checks and error paths as
+# models, without building 1,000 model instances per request (4x faster on a batch).
+Reading = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
+    TypedDict(  # type: ignore[operator]
+        "Reading",
+        {
+            "module_id": Annotated[ModuleId, Field(description="Module identifier, e.g. R03-M07")],
+            "timestamp": Timestamp,
+            **SIGNAL_TYPES,
+        },
+    )
 )
+Reading.__doc__ = "One telemetry reading of one battery module."
 
 
-class PredictRequest(BaseModel):
+@with_config(ConfigDict(extra="forbid"))
+class PredictRequest(TypedDict):
     """A batch of readings from any modules, in any order."""
 
-    model_config = ConfigDict(extra="forbid")
-    readings: list[Reading] = Field(min_length=1)  # type: ignore[valid-type]
+    readings: Annotated[list[Reading], Field(min_length=1)]  # type: ignore[valid-type]
+
+
+Columns = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
+    TypedDict(  # type: ignore[operator]
+        "Columns",
+        {
+            "module_id": Annotated[list[ModuleId], Field(min_length=1)],
+            "timestamp": list[Timestamp],
+            **{name: list[kind] for name, kind in SIGNAL_TYPES.items()},
+        },
+    )
+)
+Columns.__doc__ = "The same readings, one list per field, all of equal length (bulk scoring)."
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PredictColumnsRequest(TypedDict):
+    """A batch of readings as columns: smaller to send and faster to check than rows."""
+
+    columns: Columns  # type: ignore[valid-type]
 
 
 class Prediction(BaseModel):
     module_id: str
-    timestamp: datetime
+    timestamp: str | float = Field(description="The reading's timestamp, as it was sent")
     hazard_probability: float = Field(ge=0.0, le=1.0)
     hazardous: bool = Field(description="hazard_probability >= the run's threshold")
     model_version: str = Field(description="MLflow run id of the model that scored it")
@@ -93,55 +130,93 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-_REQUEST_ADAPTER = TypeAdapter(PredictRequest)
+_ROWS_ADAPTER = TypeAdapter(PredictRequest)
+_COLUMNS_ADAPTER = TypeAdapter(PredictColumnsRequest)
+_signal_values = itemgetter(*SIGNAL_NAMES)
+_timestamp_of = itemgetter("timestamp")
 
 
-def parse_predict_request(body: Any, max_readings: int) -> tuple[list[Any], ReadingBatch]:
-    """Validate a decoded JSON body into readings and the service's array batch.
+@dataclass(frozen=True)
+class ParsedRequest:
+    module_ids: list[str]
+    timestamps: list[Any]
+    """Each reading's timestamp as the client sent it, for the response to echo."""
+    batch: ReadingBatch
 
-    Accepts `{"readings": [...]}` or a single reading object.
+
+def parse_predict_request(body: Any, max_readings: int) -> ParsedRequest:
+    """Validate a decoded JSON body into the service's array batch.
+
+    Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`.
     """
-    if isinstance(body, dict) and "readings" not in body:
-        body = {"readings": [body]}
-    if isinstance(body, dict) and isinstance(body.get("readings"), list):
-        count = len(body["readings"])
-        if count > max_readings:
-            raise InvalidInputError(
-                f"too many readings: {count} in one request, at most {max_readings}; "
-                "split the batch",
-                [{"field": "readings", "problem": f"at most {max_readings} readings"}],
-            )
     if not isinstance(body, dict):
         raise InvalidInputError(
-            'the body must be a JSON object: {"readings": [...]} or one reading',
+            'the body must be a JSON object: {"readings": [...]}, one reading, '
+            'or {"columns": {...}}',
             [{"field": "(body)", "problem": f"expected an object, got {type(body).__name__}"}],
         )
+    if "columns" in body:
+        return _parse_columns(body, max_readings)
+    if "readings" not in body:
+        body = {"readings": [body]}
+    _check_count(body["readings"], "readings", max_readings)
+    readings = _validate(_ROWS_ADAPTER, body)["readings"]
+    return ParsedRequest(
+        module_ids=[reading["module_id"] for reading in readings],
+        timestamps=list(map(_timestamp_of, body["readings"])),
+        batch=ReadingBatch(
+            module_ids=[reading["module_id"] for reading in readings],
+            timestamps_s=np.fromiter(
+                map(_timestamp_of, readings), dtype=np.float64, count=len(readings)
+            ),
+            signals=np.array(list(map(_signal_values, readings)), dtype=np.float64),
+        ),
+    )
+
+
+def _parse_columns(body: dict[str, Any], max_readings: int) -> ParsedRequest:
+    columns = body["columns"]
+    if isinstance(columns, dict):
+        _check_count(columns.get("module_id"), "columns.module_id", max_readings)
+    validated = _validate(_COLUMNS_ADAPTER, body)["columns"]
+    count = len(validated["module_id"])
+    uneven = [
+        {"field": f"columns.{name}", "problem": f"has {len(values)} values, module_id has {count}"}
+        for name, values in validated.items()
+        if len(values) != count
+    ]
+    if uneven:
+        raise InvalidInputError("every column must have one value per reading", uneven)
+    return ParsedRequest(
+        module_ids=validated["module_id"],
+        timestamps=columns["timestamp"],
+        batch=ReadingBatch(
+            module_ids=validated["module_id"],
+            timestamps_s=np.array(validated["timestamp"], dtype=np.float64),
+            signals=np.column_stack(
+                [np.array(validated[name], dtype=np.float64) for name in SIGNAL_NAMES]
+            ),
+        ),
+    )
+
+
+def _check_count(items: Any, field: str, max_readings: int) -> None:
+    """Refuse an oversized batch before validating any of it."""
+    if isinstance(items, list) and len(items) > max_readings:
+        raise InvalidInputError(
+            f"too many readings: {len(items)} in one request, at most {max_readings}; "
+            "split the batch",
+            [{"field": field, "problem": f"at most {max_readings} readings"}],
+        )
+
+
+def _validate(adapter: TypeAdapter, body: dict[str, Any]) -> Any:
     try:
-        request = _REQUEST_ADAPTER.validate_python(body)
+        return adapter.validate_python(body)
     except ValidationError as error:
         raise InvalidInputError(
             f"{error.error_count()} problem(s) in the request body", _details(error)
         ) from None
-    readings = request.readings
-    batch = ReadingBatch(
-        module_ids=[reading.module_id for reading in readings],
-        timestamps_s=np.fromiter(
-            (_epoch_seconds(reading.timestamp) for reading in readings),
-            dtype=np.float64,
-            count=len(readings),
-        ),
-        signals=np.array(
-            [[getattr(reading, name) for name in SIGNAL_NAMES] for reading in readings],
-            dtype=np.float64,
-        ),
-    )
-    return readings, batch
-
-
-def _epoch_seconds(moment: datetime) -> float:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _details(error: ValidationError) -> list[dict[str, str]]:
