@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Literal
 
 from flask import Flask
@@ -12,11 +11,16 @@ from src.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-LoadMode = Literal["background", "now", "never"]
+LoadMode = Literal["now", "never"]
 
 
-def create_app(settings: ServiceSettings | None = None, load: LoadMode = "background") -> Flask:
-    """Build the service. `load`: when to load the model (tests choose "now" or "never")."""
+def create_app(settings: ServiceSettings | None = None, load: LoadMode = "now") -> Flask:
+    """Build the service; with load="now" the model is loaded and warmed up before return.
+
+    Under gunicorn that happens in each worker after the fork and before it accepts a
+    connection, so no request ever reaches a worker without its model, and /ready is 200
+    from whichever worker answers. `load="never"` leaves loading to the caller (tests).
+    """
     from src.api import metrics, routes
     from src.api.errors import register_error_handlers
     from src.errors import ModelLoadError
@@ -44,6 +48,4 @@ def create_app(settings: ServiceSettings | None = None, load: LoadMode = "backgr
 
     if load == "now":
         load_model()
-    elif load == "background":
-        threading.Thread(target=load_model, name="model-loader", daemon=True).start()
     return app
