@@ -34,6 +34,7 @@ class GunicornServer:
             "PORT": str(self.port),
             "WEB_CONCURRENCY": str(workers),
             "PROMETHEUS_MULTIPROC_DIR": "",  # a fresh one per server
+            "HVS_DRAIN_SECONDS": "0",  # the drain itself is tested by the container test
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

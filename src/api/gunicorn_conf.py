@@ -10,6 +10,8 @@ Every knob is an environment variable (README, "Configuration"). Decisions:
   never become ready.
 - No control socket (gunicorn 26+ opens one under $HOME by default): nothing here uses
   it, two servers on one host would collide, and the container's home is read-only.
+- SIGTERM drains before the graceful stop (src/api/drain.py): HVS_DRAIN_SECONDS of /ready
+  answering 503 while requests are still served, then no request left in the listen queue.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
     prefix="hvs-prometheus-"
 )
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
 # One OpenMP thread per worker unless asked otherwise: 2 workers on 2 cores fighting over
 # OpenMP threads made one-reading requests 14x slower.
 os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("HVS_XGBOOST_NTHREAD", "1"))
@@ -35,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 bind = [f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5001')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gunicorn silently turns `sync` into `gthread` when threads > 1.
+threads = int(os.environ.get("GUNICORN_THREADS", "1" if worker_class == "sync" else "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -46,6 +50,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("HVS_LOG_LEVEL", "INFO").lower()
+_drain_seconds = float(os.environ.get("HVS_DRAIN_SECONDS", "3"))
 
 if os.environ.get("HVS_LOG_FORMAT", "json") == "json":
     logconfig_dict = {
@@ -67,7 +72,12 @@ if os.environ.get("HVS_LOG_FORMAT", "json") == "json":
                 "level": loglevel.upper(),
                 "propagate": False,
             },
-            "gunicorn.access": {"handlers": ["hvs-stdout"], "level": "INFO", "propagate": False},
+            # With a logconfig_dict gunicorn logs every request unless this logger is quiet.
+            "gunicorn.access": {
+                "handlers": ["hvs-stdout"] if accesslog else [],
+                "level": "INFO" if accesslog else "WARNING",
+                "propagate": False,
+            },
         },
     }
 
@@ -95,6 +105,24 @@ def on_starting(server) -> None:
         sys.exit(3)
 
 
+def when_ready(server) -> None:
+    from src.api import drain
+
+    drain.install(server, _drain_seconds)
+
+
+def post_worker_init(worker) -> None:
+    from src.api import drain
+
+    drain.wrap_app(worker)
+
+
+def pre_request(worker, req) -> None:
+    from src.api import drain
+
+    drain.close_connection_if_draining(req)
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
@@ -103,4 +131,4 @@ def child_exit(server, worker) -> None:
 
 def _first_error(error) -> str:
     first = error.errors(include_url=False)[0]
-    return f"{first['loc'][0] if first['loc'] else 'settings'}: {first['msg']}"
+    return first["msg"].removeprefix("Value error, ")
