@@ -8,7 +8,7 @@ MLFLOW_TRACKING_URI ?= file://$(abspath $(MLRUNS_DIR))
 PORT ?= 5001
 export MLFLOW_TRACKING_URI PORT
 
-.PHONY: install train serve run test test-unit lint format clean
+.PHONY: install train serve run test test-python test-container lint format clean
 
 install: $(VENV)/.installed ## create .venv and install everything (idempotent)
 
@@ -33,8 +33,13 @@ run: install ## train a default model if none exists, then serve the newest run
 	echo "serving run $$run_id on port $(PORT)" >&2; \
 	BEST_MLFLOW_RUN_ID=$$run_id exec $(VENV)/bin/gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'
 
-test: install ## the whole test suite, as CI runs it
+test: test-python test-container ## the whole test suite, as CI runs it
+
+test-python: install ## unit and integration tests (real gunicorn on loopback)
 	$(PY) -m pytest
+
+test-container: install ## build the image with buildah, run it with podman (needs root; apt-installs them)
+	bash tests/container/run_container_tests.sh
 
 lint: install ## ruff and hadolint
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The Docker image, tested for real (issue 3) without a Docker engine: the unmodified
+# Dockerfile is built with buildah and run with podman, using the shared recipe
+# (../shared/container beside the repository; README there).
+#
+#   1. hadolint, strict: any finding at any level fails, and so does an inline ignore
+#      without a reason on the line above it;
+#   2. build; the image runs as a non-root user; the build context held only what
+#      .dockerignore lets in (probe build: COPY . of the same context, then list it);
+#   3. train a small model on the host, run the image with that mlruns folder mounted at
+#      /app/mlruns: /ready, both payload files, /metrics, the HEALTHCHECK, JSON logs;
+#   4. `podman stop` under load: nothing dropped, exit 0 within the grace period;
+#      then once more with a read-only root filesystem and a read-only store;
+#   5. no run id, a wrong run id, no volume: non-zero exit with one clear log line.
+#
+# usage: tests/container/run_container_tests.sh
+# env:   SHARED_DIR   the recipe (default: <repo>/../shared/container)
+#        CTR_ROOT     buildah/podman state; keep it between runs to keep the base image
+#                     and the layer cache (default: $TMPDIR/hvs-ctr)
+#        IMAGE        tag to build (default: localhost/hvs-prediction-api:latest)
+#        PYTHON       host Python with requirements-dev.txt (default: <repo>/.venv/bin/python)
+#        STOP_GRACE_SECONDS  podman stop's grace period (default: 10)
+set -euo pipefail
+
+REPO=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+SHARED_DIR=${SHARED_DIR:-$REPO/../shared/container}
+SHARED_DIR=$(cd "$SHARED_DIR" && pwd)
+IMAGE=${IMAGE:-localhost/hvs-prediction-api:latest}
+PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+STOP_GRACE_SECONDS=${STOP_GRACE_SECONDS:-10}
+export CTR_ROOT=${CTR_ROOT:-${TMPDIR:-/tmp}/hvs-ctr}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hvs-container-test.XXXXXX")  # before ctr_env moves TMPDIR
+PREFIX=hvs-ci-$$
+STARTED=$(date +%s.%N)
+CONTAINERS=()
+PROBE_IMAGE=localhost/hvs-context-probe:$$
+
+# ------------------------------------------------------------------ output helpers
+elapsed() { awk -v a="$STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%5.1f", b - a }'; }
+say() { printf '[%ss] %s\n' "$(elapsed)" "$*"; }
+pass() { say "  ok: $*"; }
+fail() {
+  say "FAIL: $*" >&2
+  exit 1
+}
+STEP_NAME="" STEP_START=""
+step() {
+  end_step
+  STEP_NAME=$1 STEP_START=$(date +%s.%N)
+  say "== $STEP_NAME"
+}
+end_step() {
+  [ -n "$STEP_NAME" ] || return 0
+  local seconds
+  seconds=$(awk -v a="$STEP_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  printf '%s\t%s s\n' "$STEP_NAME" "$seconds" >>"$WORK/times.tsv"
+  STEP_NAME=""
+}
+# check_json FILE EXPRESSION DESCRIPTION: EXPRESSION is Python, the parsed JSON is `d`.
+check_json() {
+  if "$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(not eval(sys.argv[2]))' \
+    "$1" "$2"; then
+    pass "$3"
+  else
+    fail "$3; got: $(head -c 600 "$1")"
+  fi
+}
+free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+cleanup() {
+  local status=$?
+  end_step
+  for name in "${CONTAINERS[@]}"; do pdm rm -f -t 0 "$name" >/dev/null 2>&1 || true; done
+  pdm rmi -f "$PROBE_IMAGE" >/dev/null 2>&1 || true
+  if [ "$status" -ne 0 ]; then
+    say "failed; logs and responses kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ tools and recipe
+missing=()
+for tool in buildah podman runc curl; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${missing[@]}" mmdebstrap >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends "${missing[@]}" mmdebstrap >/dev/null; }
+fi
+[ -x "$PYTHON" ] || fail "no host Python at $PYTHON: run 'make install' first, or set PYTHON"
+# shellcheck source=/dev/null
+source "$SHARED_DIR/ctr_env.sh" # bah/pdm wrappers; state under $CTR_ROOT
+say "repo $REPO, recipe $SHARED_DIR, store $CTR_ROOT ($CTR_DRIVER), image $IMAGE"
+
+# podman writes its own complaints (no systemd for HEALTHCHECK timers) to stderr: keep them apart
+pdm_quiet() { pdm "$@" 2>>"$WORK/podman.log"; }
+start_container() { # start_container NAME [podman run args...] IMAGE: detached, remembered for cleanup
+  local name=$1
+  shift
+  CONTAINERS+=("$name")
+  pdm_quiet run -d --name "$name" "$@" >/dev/null
+}
+state() { pdm inspect -f "{{.State.$2}}" "$1"; }
+
+# ------------------------------------------------------------------ 1. hadolint
+step "1. hadolint (strict)"
+"$SHARED_DIR/lint_dockerfile.sh" --failure-threshold style "$REPO/Dockerfile" >"$WORK/hadolint.txt" 2>&1 \
+  || { cat "$WORK/hadolint.txt" >&2; fail "hadolint has findings"; }
+pass "no hadolint finding at any level"
+unexplained=$(awk '/^#[[:space:]]*hadolint[[:space:]]+(global[[:space:]]+)?ignore=/ {
+    if (previous !~ /^#/ || previous ~ /hadolint/) print FILENAME ":" NR ": " $0 }
+  { previous = $0 }' "$REPO/Dockerfile")
+[ -z "$unexplained" ] || fail "inline hadolint ignore without a reason comment above it: $unexplained"
+pass "every inline hadolint ignore has a reason"
+
+# ------------------------------------------------------------------ 2. build and inspect
+step "2. build"
+if ! bah inspect --type image docker.io/library/python:3.11-slim >/dev/null 2>&1; then
+  say "no python:3.11-slim in the store: building the stand-in (about 70 s, once)"
+fi
+build_start=$(date +%s.%N)
+BUILD_ONLY=1 "$SHARED_DIR/build_and_run.sh" "$REPO" "$IMAGE" >"$WORK/build.log" 2>&1 \
+  || { tail -n 40 "$WORK/build.log" >&2; fail "the image did not build (log: $WORK/build.log)"; }
+build_seconds=$(awk -v a="$build_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+image_size=$(pdm image inspect -f '{{.Size}}' "$IMAGE")
+cached_steps=$(grep -c "Using cache" "$WORK/build.log" || true)
+pass "built $IMAGE in ${build_seconds} s ($cached_steps cached steps), $((image_size / 1000000)) MB"
+
+step "2. non-root user, build context"
+user=$(pdm image inspect -f '{{.Config.User}}' "$IMAGE")
+case "${user%%:*}" in
+  "" | 0 | root) fail "the image's USER is '${user}': it must be a non-root user" ;;
+esac
+uid=$(pdm_quiet run --rm --network none --entrypoint id "$IMAGE" -u)
+[ "$uid" != 0 ] || fail "the container runs as root"
+pass "USER $user; the container's uid is $uid"
+
+# The context check must have something to catch: a clone always has .git and tests/.
+[ -d "$REPO/.git" ] && [ -d "$REPO/tests" ] || fail "expected .git and tests/ in $REPO"
+printf 'FROM python:3.11-slim\nCOPY . /context\n' >"$WORK/probe.Dockerfile"
+bah bud --pull=never --format docker --isolation chroot --quiet -f "$WORK/probe.Dockerfile" \
+  -t "$PROBE_IMAGE" "$REPO" >"$WORK/probe-build.log" 2>&1 \
+  || { cat "$WORK/probe-build.log" >&2; fail "the context probe did not build"; }
+pdm_quiet run --rm --network none --entrypoint find "$PROBE_IMAGE" /context -mindepth 1 \
+  | sed 's#^/context/##' | sort >"$WORK/context.txt"
+# What the Dockerfile copies, and nothing generated: requirements.txt and src/ sources.
+intruders=$({
+  grep -Ev '^(requirements\.txt|src|src/.*)$' "$WORK/context.txt"
+  grep -E '(^|/)(__pycache__|\.pytest_cache|\.ruff_cache|mlruns)(/|$)|\.py[cod]$' "$WORK/context.txt"
+} || true)
+[ -z "$intruders" ] || fail "the build context held what .dockerignore should keep out:
+$(echo "$intruders" | head -n 20)"
+grep -qx 'src/api/gunicorn_conf.py' "$WORK/context.txt" || fail "src/ missing from the context"
+pass "context: $(wc -l <"$WORK/context.txt") paths, only requirements.txt and src/ (no .git, .venv, tests, caches)"
+pycache=$(pdm_quiet run --rm --network none --entrypoint find "$IMAGE" /app -name __pycache__)
+[ -z "$pycache" ] || fail "bytecode from the host reached the image: $pycache"
+
+# ------------------------------------------------------------------ 3. train, run, check
+step "3. train a small model on the host"
+(cd "$REPO" && "$PYTHON" -m src.training --small --mlruns-dir "$WORK/mlruns") \
+  >"$WORK/train.log" 2>&1 || { tail -n 30 "$WORK/train.log" >&2; fail "training failed"; }
+RUN_ID=$(tail -n 1 "$WORK/train.log")
+[[ "$RUN_ID" =~ ^[0-9a-f]{32}$ ]] || fail "training's last line is not a run id: $RUN_ID"
+# The container's user is not the host's: a restrictive host umask would hide the store.
+chmod -R a+rX "$WORK/mlruns"
+pass "run $RUN_ID in $WORK/mlruns (meta.yaml records host paths)"
+
+step "3. run the image with the store mounted"
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+APP=$PREFIX-app
+run_start=$(date +%s.%N)
+start_container "$APP" -p "127.0.0.1:$PORT:5001" -e "BEST_MLFLOW_RUN_ID=$RUN_ID" \
+  -v "$WORK/mlruns:/app/mlruns" "$IMAGE"
+# wait_ready NAME URL: /ready 200 and every worker's model loaded (hvs_model_ready is the
+# minimum over live workers), or fail within 90 s
+wait_ready() {
+  local deadline=$((SECONDS + 90)) code ready_once=""
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(state "$1" Running)" = true ] || { pdm logs "$1" >&2; fail "$1 exited: $(state "$1" ExitCode)"; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$2/ready" || true)
+    if [ "$code" = 200 ] && [ -z "$ready_once" ]; then
+      ready_once=$(awk -v a="$run_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    fi
+    if [ "$code" = 200 ] && curl -s --max-time 2 "$2/metrics" | grep -qx 'hvs_model_ready 1.0'; then
+      READY_SECONDS=$ready_once
+      return 0
+    fi
+    sleep 0.2
+  done
+  pdm logs "$1" >&2
+  fail "$1 never became ready at $2/ready"
+}
+wait_ready "$APP" "$URL"
+all_ready=$(awk -v a="$run_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+MAIN_READY_SECONDS=$READY_SECONDS
+pass "first /ready 200 ${READY_SECONDS} s after podman run; every worker ready after ${all_ready} s"
+
+curl -sS --max-time 5 "$URL/ready" -o "$WORK/ready.json"
+check_json "$WORK/ready.json" "d['status'] == 'ready' and d['model_version'] == '$RUN_ID'" "/ready names the run"
+curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "$URL/health" | grep -qx 200 || fail "/health is not 200"
+pass "/health 200"
+for payload in test_payload test_payload_hazardous; do
+  code=$(curl -sS --max-time 10 -o "$WORK/$payload.out.json" -w '%{http_code}' \
+    -H 'Content-Type: application/json' --data-binary "@$REPO/$payload.json" "$URL/predict")
+  [ "$code" = 200 ] || fail "POST $payload.json answered $code: $(head -c 400 "$WORK/$payload.out.json")"
+done
+check_json "$WORK/test_payload.out.json" \
+  "len(d['predictions']) > 0 and not any(p['hazardous'] for p in d['predictions'])" \
+  "test_payload.json: no prediction hazardous"
+check_json "$WORK/test_payload_hazardous.out.json" \
+  "d['predictions'][-1]['hazardous'] is True and d['model_version'] == '$RUN_ID'" \
+  "test_payload_hazardous.json: the last prediction is hazardous"
+rows=$("$PYTHON" -c 'import json, sys; print(sum(len(json.load(open(f))["readings"]) for f in sys.argv[1:]))' \
+  "$REPO/test_payload.json" "$REPO/test_payload_hazardous.json")
+curl -sS --max-time 5 "$URL/metrics" -o "$WORK/metrics.txt"
+grep -q "^hvs_model_info{run_id=\"$RUN_ID\"} 1.0$" "$WORK/metrics.txt" || fail "/metrics lacks hvs_model_info for the run"
+scored=$(awk '$1 == "hvs_rows_scored_total" { print $2 }' "$WORK/metrics.txt")
+[ "${scored%.0}" = "$rows" ] || fail "/metrics: hvs_rows_scored_total is '$scored', expected $rows over all workers"
+pass "/metrics: model info, $rows rows scored in total over the workers"
+pdm_quiet healthcheck run "$APP" >/dev/null || fail "the image's HEALTHCHECK fails on a ready container"
+pass "HEALTHCHECK (python urllib, /ready) passes"
+
+# check_json_logs NAME: every line the container printed is one JSON object with a level
+check_json_logs() {
+  pdm logs "$1" >"$WORK/$1.log" 2>&1
+  "$PYTHON" - "$WORK/$1.log" <<'PY' || fail "$1: not every log line is a JSON object (log: $WORK/$1.log)"
+import json, sys
+lines = [line for line in open(sys.argv[1]) if line.strip()]
+bad = []
+for line in lines:
+    try:
+        record = json.loads(line)
+        assert isinstance(record, dict) and {"level", "message"} <= record.keys()
+    except (ValueError, AssertionError):
+        bad.append(line)
+if bad or not lines:
+    print(f"{len(bad)} of {len(lines)} lines are not JSON log records, e.g. {bad[:3]}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+check_json_logs "$APP"
+pass "every log line is a JSON object ($(wc -l <"$WORK/$APP.log") lines)"
+
+# ------------------------------------------------------------------ 4. stop under load
+# stop_under_load NAME URL: POSTs from 4 threads, podman stop after 1 s; sets LOAD (JSON
+# file) and STOP_SECONDS; fails on a drop, a non-zero exit or a stop beyond the grace.
+stop_under_load() {
+  local name=$1 url=$2 stop_file="$WORK/$1.stopped" load_pid stop_start
+  LOAD="$WORK/$name.load.json"
+  "$PYTHON" "$REPO/tests/container/stop_under_load.py" "$url" "$REPO/test_payload.json" \
+    "$stop_file" --threads 4 --max-seconds $((STOP_GRACE_SECONDS + 20)) >"$LOAD" &
+  load_pid=$!
+  sleep 1
+  stop_start=$(date +%s.%N)
+  pdm_quiet stop -t "$STOP_GRACE_SECONDS" "$name" >/dev/null
+  STOP_SECONDS=$(awk -v a="$stop_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  touch "$stop_file"
+  wait "$load_pid" || fail "the load generator failed"
+  say "  load during the stop: $(cat "$LOAD")"
+  check_json "$LOAD" "d['dropped'] == 0 and d['ok'] > 0" \
+    "no request dropped (connections refused after the listener closed are not drops)"
+  [ "$(state "$name" ExitCode)" = 0 ] || fail "$name exited with $(state "$name" ExitCode), not 0"
+  awk -v s="$STOP_SECONDS" -v g="$STOP_GRACE_SECONDS" 'BEGIN { exit !(s < g) }' \
+    || fail "podman stop took ${STOP_SECONDS} s: the grace period (${STOP_GRACE_SECONDS} s) ran out"
+  pass "exit 0 after ${STOP_SECONDS} s (grace ${STOP_GRACE_SECONDS} s)"
+}
+step "4. podman stop under load"
+stop_under_load "$APP" "$URL"
+check_json "$LOAD" "d['ready_lost_at_seconds'] is not None and d['ok_after_ready_lost'] > 0" \
+  "/ready went 503 while /predict was still served (the drain)"
+check_json_logs "$APP"
+grep -q '"SIGTERM: draining' "$WORK/$APP.log" || fail "no drain in the log"
+MAIN_LOAD=$LOAD MAIN_STOP_SECONDS=$STOP_SECONDS
+
+step "4. read-only root filesystem, read-only store"
+RO=$PREFIX-readonly
+PORT_RO=$(free_port)
+run_start=$(date +%s.%N)
+# Writable: /tmp (HOME) and the Prometheus folder, as two emptyDirs would be in Kubernetes.
+start_container "$RO" --read-only --tmpfs /tmp \
+  -p "127.0.0.1:$PORT_RO:5001" -e "BEST_MLFLOW_RUN_ID=$RUN_ID" -e HVS_DRAIN_SECONDS=1 \
+  -v "$WORK/mlruns:/app/mlruns:ro" "$IMAGE"
+wait_ready "$RO" "http://127.0.0.1:$PORT_RO"
+code=$(curl -sS --max-time 10 -o "$WORK/ro.out.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "@$REPO/test_payload_hazardous.json" "http://127.0.0.1:$PORT_RO/predict")
+[ "$code" = 200 ] || fail "read-only: /predict answered $code"
+pass "ready after ${READY_SECONDS} s and predicting with nothing writable but /tmp"
+stop_under_load "$RO" "http://127.0.0.1:$PORT_RO"
+check_json_logs "$RO"
+
+# ------------------------------------------------------------------ 5. clear start-up failures
+step "5. start-up failures"
+# expect_failure NAME EXPECTED_TEXT [podman run args...]: non-zero exit within 60 s, and
+# exactly one ERROR log line, containing EXPECTED_TEXT
+expect_failure() {
+  local case=$1 name=$PREFIX-$1 expected=$2 deadline status
+  shift 2
+  start_container "$name" "$@" "$IMAGE"
+  deadline=$((SECONDS + 60))
+  while [ "$(state "$name" Running)" = true ]; do
+    [ $SECONDS -lt $deadline ] || fail "$name still running after 60 s: it must refuse to start"
+    sleep 0.2
+  done
+  status=$(state "$name" ExitCode)
+  [ "$status" != 0 ] || fail "$name exited 0: it must fail"
+  check_json_logs "$name"
+  "$PYTHON" - "$WORK/$name.log" "$expected" <<'PY' || fail "$name: not one clear error line (log: $WORK/$name.log)"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+errors = [r["message"] for r in records if r["level"] in ("ERROR", "CRITICAL")]
+if len(errors) != 1 or sys.argv[2] not in errors[0] or "Traceback" in open(sys.argv[1]).read():
+    print(f"error lines: {errors}", file=sys.stderr)
+    sys.exit(1)
+print(errors[0])
+PY
+  pass "$case: exit $status, one error line (above)"
+}
+expect_failure no-run-id "BEST_MLFLOW_RUN_ID is not set" -v "$WORK/mlruns:/app/mlruns:ro"
+expect_failure wrong-run-id "0123456789abcdef0123456789abcdef" \
+  -e BEST_MLFLOW_RUN_ID=0123456789abcdef0123456789abcdef -v "$WORK/mlruns:/app/mlruns:ro"
+expect_failure no-volume "/app/mlruns" -e "BEST_MLFLOW_RUN_ID=$RUN_ID"
+end_step
+
+# ------------------------------------------------------------------ summary
+say "PASS: the image builds, serves, stops cleanly and fails clearly"
+printf '%s\n' "---- measured" \
+  "image size            $((image_size / 1000000)) MB ($IMAGE)" \
+  "build                 ${build_seconds} s ($cached_steps steps from the layer cache)" \
+  "start to ready        ${MAIN_READY_SECONDS} s (podman run to the first /ready 200)" \
+  "stop under load       ${MAIN_STOP_SECONDS} s: $(cat "$MAIN_LOAD")" \
+  "---- step times"
+cat "$WORK/times.tsv"
