@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -72,6 +73,18 @@ class GunicornServer:
                 last = error
             time.sleep(0.1)
         raise TimeoutError(f"{path} never answered {status} (last: {last}):\n{self.log()}")
+
+    def wait_all_workers_ready(self, timeout: float = 60.0) -> None:
+        """/ready answers from whichever worker takes the connection; hvs_model_ready is
+        the minimum over live workers, so 1 means every worker has loaded its model."""
+        self.wait_until("/ready", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = requests.get(self.url + "/metrics", timeout=5).text
+            if re.search(r"^hvs_model_ready 1\.0$", text, re.M):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"not every worker became ready:\n{self.log()}")
 
     def wait_exit(self, timeout: float = 30.0) -> int:
         assert self.process is not None

@@ -36,7 +36,7 @@ def server(trained_store, tmp_path_factory) -> Iterator[GunicornServer]:
     }
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     running = GunicornServer(env, log).start()
-    running.wait_until("/ready")
+    running.wait_all_workers_ready()
     yield running
     running.stop()
 
