@@ -37,8 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 bind = [f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5001')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-# gunicorn silently turns `sync` into `gthread` when threads > 1.
+# sync: one request at a time per worker, a connection per request. Scoring is CPU-bound,
+# so threads only queue behind the GIL; and gthread's keep-alive connections stay with the
+# worker that accepted them, which left one of two workers idle under wrk's 8 connections
+# (bench/README.md). gunicorn silently turns `sync` into `gthread` when threads > 1.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1" if worker_class == "sync" else "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
