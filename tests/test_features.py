@@ -124,3 +124,15 @@ def test_empty_input_gives_empty_features():
         0,
         len(FEATURE_NAMES),
     )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_single_reading_shortcut_is_bit_identical_to_the_general_code(seed):
+    """One reading takes a shortcut; the general code handles two modules of one reading
+    each, i.e. two first-of-series readings. Same bits, NaN included."""
+    _, _, signals = random_readings(seed, 2, 1, nan_fraction=0.3)
+    signals[0, 5] = np.nan  # cell_temp_max_c, a window signal
+    general = compute_features(["A", "B"], np.array([0.0, 0.0]), signals)
+    for row in range(2):
+        alone = compute_features(["A"], np.array([0.0]), signals[row : row + 1])
+        np.testing.assert_array_equal(alone[0], general[row])

@@ -82,10 +82,11 @@ def compute_features(
     if n_rows == 0:
         return features
 
-    if n_rows == 1:  # one reading: np.unique on strings would cost more than the rest
-        group = np.zeros(1, dtype=np.int64)
-    else:
-        _, group = np.unique(np.asarray(module_ids), return_inverse=True)
+    if n_rows == 1:
+        features[0] = _first_reading_features(signals[0])
+        return features
+
+    _, group = np.unique(np.asarray(module_ids), return_inverse=True)
     order = np.lexsort((timestamps_s, group))
     group, t, x = group[order], timestamps_s[order], signals[order]
 
@@ -134,6 +135,34 @@ def compute_features(
     )
     features[order] = sorted_features
     return features
+
+
+def _first_reading_features(x: np.ndarray) -> np.ndarray:
+    """What the general code computes for a reading with no history, in 1/5 of the time.
+
+    The same operations on the same values, so the same bits (a test compares the two):
+    rates and slopes 0, window mean `(x - reference) + reference`, std 0 and max x, or NaN
+    for a missing value; history 0.
+    """
+    windowed = x[_WINDOW_COLUMNS]
+    missing = np.isnan(windowed)
+    window_stats = np.stack(
+        (
+            np.where(missing, np.nan, (windowed - _WINDOW_REFERENCE) + _WINDOW_REFERENCE),
+            np.where(missing, np.nan, 0.0),
+            windowed,
+        ),
+        axis=1,
+    ).reshape(-1)
+    return np.concatenate(
+        (
+            x,
+            (x[_VOLTAGE_MAX] - x[_VOLTAGE_MIN], x[_TEMP_MAX] - x[_AMBIENT]),
+            np.zeros(len(RATE_SIGNALS)),
+            window_stats,
+            np.zeros(len(SLOPE_SIGNALS) + 1),  # slopes, then history_s
+        )
+    )
 
 
 def _window_mean_std(values: np.ndarray, window_start: np.ndarray) -> tuple[np.ndarray, ...]:
