@@ -18,6 +18,8 @@ SCALER_FILE = "scaler.joblib"
 SERVING_CONFIG_FILE = "serving_config.json"
 BASELINE_FILE = "baseline.json"
 MANIFEST_FILE = "manifest.json"
+ONNX_FILE = "model.onnx"
+"""Optional ONNX copy of the booster for small requests (src/model_onnx.py)."""
 MODEL_FILE = "model.ubj"
 """File name mlflow.xgboost gives the booster inside the logged model folder."""
 MODEL_DIGESTED_FILES = ("MLmodel", MODEL_FILE)

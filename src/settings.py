@@ -31,6 +31,11 @@ class ServiceSettings(BaseSettings):
     xgboost_nthread: int = Field(1, ge=1, le=64, validation_alias="HVS_XGBOOST_NTHREAD")
     """OpenMP threads XGBoost may use in each worker. Keep workers x threads <= cores."""
 
+    onnx_max_rows: int = Field(64, ge=0, le=10_000, validation_alias="HVS_ONNX_MAX_ROWS")
+    """Requests of at most this many readings are scored by the run's ONNX copy of the
+    booster (onnxruntime: ~16 us a row instead of XGBoost's ~400 us per call); larger ones,
+    or all when 0 or when the run has no ONNX copy, by XGBoost itself."""
+
     max_batch_readings: int = Field(
         10_000, ge=1, le=1_000_000, validation_alias="HVS_MAX_BATCH_READINGS"
     )

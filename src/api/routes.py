@@ -95,5 +95,6 @@ def model_info() -> Response:
             "training_metrics": model.location.metrics,
             "training_params": model.location.params,
             "load_seconds": round(model.load_seconds, 4),
+            "onnx_max_rows": model.onnx_max_rows,
         }
     )

@@ -20,12 +20,15 @@ from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import ModelLoadError, ModelNotReadyError
 from src.features.engineering import FEATURE_NAMES, compute_features
 from src.model_artifacts import (
+    BASELINE_FILE,
     MODEL_FILE,
+    ONNX_FILE,
     SCALER_FILE,
     SERVING_CONFIG_FILE,
     read_json,
     verify_manifest,
 )
+from src.model_onnx import ONNX_TOLERANCE, onnx_probabilities, onnx_session
 from src.services.model_store import RunLocation, locate_run
 from src.settings import ServiceSettings
 
@@ -67,6 +70,9 @@ class LoadedModel:
     serving_config: dict[str, Any]
     location: RunLocation
     load_seconds: float
+    onnx_session: Any = None
+    """onnxruntime session of the run's ONNX copy, used for requests of few readings."""
+    onnx_max_rows: int = 0
 
 
 class PredictionService:
@@ -131,7 +137,10 @@ class PredictionService:
 def score(model: LoadedModel, batch: ReadingBatch) -> Predictions:
     features = compute_features(batch.module_ids, batch.timestamps_s, batch.signals)
     scaled = (features[:, model.feature_columns] - model.scale_mean) * model.scale_inverse_std
-    probabilities = np.asarray(model.booster.inplace_predict(scaled), dtype=np.float64)
+    if model.onnx_session is not None and len(batch) <= model.onnx_max_rows:
+        probabilities = onnx_probabilities(model.onnx_session, scaled)
+    else:
+        probabilities = np.asarray(model.booster.inplace_predict(scaled), dtype=np.float64)
     return Predictions(probabilities, probabilities >= model.threshold)
 
 
@@ -156,6 +165,11 @@ def _load_run(settings: ServiceSettings) -> LoadedModel:
         )
     scale_mean, scale_inverse_std = _load_scaler(location, len(feature_names))
     booster = _load_booster(location, settings.xgboost_nthread, len(feature_names))
+    session = (
+        _load_onnx(location, booster, scale_mean, scale_inverse_std, feature_names)
+        if settings.onnx_max_rows > 0
+        else None
+    )
     return LoadedModel(
         run_id=location.run_id,
         booster=booster,
@@ -167,6 +181,8 @@ def _load_run(settings: ServiceSettings) -> LoadedModel:
         serving_config=config,
         location=location,
         load_seconds=0.0,
+        onnx_session=session,
+        onnx_max_rows=settings.onnx_max_rows if session is not None else 0,
     )
 
 
@@ -202,10 +218,58 @@ def _load_booster(location: RunLocation, nthread: int, n_features: int) -> Any:
     return booster
 
 
+def _load_onnx(
+    location: RunLocation,
+    booster: Any,
+    scale_mean: np.ndarray,
+    scale_inverse_std: np.ndarray,
+    feature_names: tuple[str, ...],
+) -> Any:
+    """The run's ONNX copy if it has one and it still gives the booster's probabilities.
+
+    Checked on the training baseline's quantile rows and on a row of missing values (the
+    digest only proves the file is the one training wrote). Any problem means XGBoost
+    serves every request, with a warning: the booster is the model of record.
+    """
+    path = location.artifacts_dir / ONNX_FILE
+    if not path.is_file():
+        return None
+    try:
+        payload = path.read_bytes()
+        session = onnx_session(payload)
+    except ImportError:
+        logger.warning("onnxruntime is not installed: XGBoost scores every request")
+        return None
+    except Exception as error:  # a file onnxruntime cannot load
+        logger.warning("the run's ONNX model cannot be loaded (%s): XGBoost scores all", error)
+        return None
+    baseline = read_json(location.artifacts_dir / BASELINE_FILE)["features"]
+    rows = np.array(
+        [
+            [baseline[name]["quantiles"][level] for name in feature_names]
+            for level in range(len(baseline[feature_names[0]]["quantiles"]))
+        ]
+        + [[np.nan] * len(feature_names)]
+    )
+    scaled = (rows - scale_mean) * scale_inverse_std
+    difference = float(
+        np.max(np.abs(onnx_probabilities(session, scaled) - booster.inplace_predict(scaled)))
+    )
+    if not difference <= ONNX_TOLERANCE:
+        logger.warning(
+            "the run's ONNX model differs from the booster by %.2e: XGBoost scores all",
+            difference,
+        )
+        return None
+    return session
+
+
 def _warm_up(model: LoadedModel) -> None:
     """One prediction on typical healthy readings, so the first request is not the slow one."""
-    references = np.array([[s.reference for s in SIGNALS]] * 2)
-    batch = ReadingBatch(["warm-up", "warm-up"], np.array([0.0, 10.0]), references)
-    probabilities = score(model, batch).hazard_probability
-    if not np.all(np.isfinite(probabilities)):
-        raise ModelLoadError("the warm-up prediction was not a finite probability")
+    # Two sizes: the ONNX path (if any) and the XGBoost path both run once before traffic.
+    for size in (2, max(model.onnx_max_rows + 1, 2)):
+        references = np.array([[s.reference for s in SIGNALS]] * size)
+        batch = ReadingBatch(["warm-up"] * size, 10.0 * np.arange(size), references)
+        probabilities = score(model, batch).hazard_probability
+        if not np.all(np.isfinite(probabilities)):
+            raise ModelLoadError("the warm-up prediction was not a finite probability")

@@ -17,6 +17,7 @@ from src.model_artifacts import (
     BASELINE_FILE,
     MANIFEST_FILE,
     MODEL_DIGESTED_FILES,
+    ONNX_FILE,
     SCALER_FILE,
     SERVING_CONFIG_FILE,
     build_manifest,
@@ -104,6 +105,8 @@ def log_run(
         joblib.dump(result.scaler, run_dir / SCALER_FILE)
         _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result))
         _write_json(run_dir / BASELINE_FILE, feature_baseline(result))
+        if result.onnx_model is not None:
+            (run_dir / ONNX_FILE).write_bytes(result.onnx_model)
         # Digest the model as the store holds it, read back through MLflow.
         model_copy = Path(
             mlflow.artifacts.download_artifacts(

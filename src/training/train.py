@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from src.data.signals import SIGNAL_NAMES
 from src.data.simulator import SimulationConfig, simulate
 from src.features.engineering import FEATURE_NAMES, compute_features
+from src.model_onnx import export_onnx
 from src.training.evaluate import choose_threshold, evaluate
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class TrainingResult:
     """Unscaled training features, kept for the drift baseline."""
     test_frame: pd.DataFrame
     test_probabilities: np.ndarray
+    onnx_model: bytes | None = None
+    """The booster as ONNX, equal to it on the test rows; None if conversion was not possible."""
 
 
 def features_of(frame: pd.DataFrame) -> np.ndarray:
@@ -181,6 +184,9 @@ def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingR
     metrics.update(
         {f"test_{k}": v for k, v in evaluate(test_frame, test_probabilities, threshold).items()}
     )
+    exported = export_onnx(booster, scaled["test"][:5000])
+    if exported is not None:
+        metrics["onnx_max_abs_difference"] = exported[1]
     metrics["threshold"] = threshold
     metrics["best_iteration"] = float(model.best_iteration)
     metrics["train_rows"] = float(masks["train"].sum())
@@ -193,6 +199,7 @@ def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingR
         train_features=features[masks["train"]],
         test_frame=test_frame,
         test_probabilities=test_probabilities,
+        onnx_model=exported[0] if exported is not None else None,
     )
 
 
