@@ -137,11 +137,15 @@ class PredictionService:
 def score(model: LoadedModel, batch: ReadingBatch) -> Predictions:
     features = compute_features(batch.module_ids, batch.timestamps_s, batch.signals)
     scaled = (features[:, model.feature_columns] - model.scale_mean) * model.scale_inverse_std
-    if model.onnx_session is not None and len(batch) <= model.onnx_max_rows:
-        probabilities = onnx_probabilities(model.onnx_session, scaled)
-    else:
-        probabilities = np.asarray(model.booster.inplace_predict(scaled), dtype=np.float64)
+    probabilities = predict_scaled(model, scaled)
     return Predictions(probabilities, probabilities >= model.threshold)
+
+
+def predict_scaled(model: LoadedModel, scaled: np.ndarray) -> np.ndarray:
+    """Probabilities from the runtime that is fastest for this many rows."""
+    if model.onnx_session is not None and scaled.shape[0] <= model.onnx_max_rows:
+        return onnx_probabilities(model.onnx_session, scaled)
+    return np.asarray(model.booster.inplace_predict(scaled), dtype=np.float64)
 
 
 def _load_run(settings: ServiceSettings) -> LoadedModel:

@@ -1,0 +1,272 @@
+"""Start the two servers under test on free loopback ports, watch their processes, stop them.
+
+Each server starts in its own session (so a Ctrl-C in the terminal reaches the benchmark,
+which then stops them in order) and is stopped by pid only: first the process this module
+started, then any process of its recorded tree still alive, SIGKILL as the last resort.
+Nothing here looks processes up by name: other gunicorn servers may run on the same host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+WORKERS = 2
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """One server under test: its root process, where it answers, what it costs."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    predict_path: str
+    workers_are: Literal["forked", "spawned"]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    known_pids: dict[int, str] = field(default_factory=dict)
+    """Every process of the tree seen so far, with its start time (guards pid reuse)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.env["PORT"] = str(self.port)
+        command = [part.replace("{port}", str(self.port)) for part in self.command]
+        self._log = self.log_path.open("wb")
+        self.started_at = time.perf_counter()
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, probe: Callable[[Server], bool], timeout: float = 90.0) -> float:
+        """Seconds from process start until probe(self) first returns True."""
+        deadline = self.started_at + timeout
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; log: {self.log_path}"
+                )
+            try:
+                if probe(self):
+                    self.remember_tree()
+                    return time.perf_counter() - self.started_at
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s; log: {self.log_path}")
+
+    def remember_tree(self) -> list[int]:
+        pids = [self.process.pid, *descendants(self.process.pid)]
+        for pid in pids:
+            started = _start_time(pid)
+            if started:
+                self.known_pids.setdefault(pid, started)
+        return pids
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: gunicorn's forked children of the master, or
+        the processes uvicorn spawned (not its multiprocessing resource tracker)."""
+        pids = self.remember_tree()
+        if self.workers_are == "forked":
+            return [pid for pid in pids if _stat_fields(pid)[1:2] == [str(self.process.pid)]]
+        return [pid for pid in pids if "multiprocessing.spawn" in _cmdline(pid)]
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.remember_tree()
+            self.process.send_signal(signal.SIGTERM)  # gunicorn/mlflow shut their workers down
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        leftovers = [pid for pid in self.known_pids if self._still_ours(pid)]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in leftovers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + (5.0 if sig == signal.SIGTERM else 2.0)
+            while leftovers and time.monotonic() < deadline:
+                leftovers = [pid for pid in leftovers if self._still_ours(pid)]
+                time.sleep(0.05)
+        self._log.close()
+        if leftovers:
+            print(f"warning: {self.name}: pids {leftovers} did not exit", file=sys.stderr)
+
+    def _still_ours(self, pid: int) -> bool:
+        return _start_time(pid) == self.known_pids[pid] and not _is_zombie(pid)
+
+
+def ours(run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path) -> Server:
+    """This project's service: gunicorn with the project's config, 2 workers, on loopback.
+
+    Worker class, threads and the other knobs come from the gunicorn config and any
+    GUNICORN_*/HVS_* variables in the caller's environment (to try settings)."""
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "BEST_MLFLOW_RUN_ID": run_id,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    env.setdefault("HVS_DRAIN_SECONDS", "0")  # no load balancer to drain here: stop at once
+    return Server(
+        name="ours",
+        command=[
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "src/api/gunicorn_conf.py",
+            "src.api:create_app()",
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        log_path=log_dir / "ours.log",
+        predict_path="/predict",
+        workers_are="forked",
+    )
+
+
+def peer(model_uri: str, tracking_uri: str, log_dir: Path, scratch: Path) -> Server:
+    """`mlflow models serve` (uvicorn + FastAPI in MLflow 3) with 2 workers, one OpenMP
+    thread each, started away from the project folder so only `code_paths` supplies `src`."""
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # it execs `uvicorn`
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "OMP_NUM_THREADS": "1",
+        "TMPDIR": str(scratch),  # the model copy it serves from, removed with the scratch
+    }
+    env.pop("PYTHONPATH", None)
+    return Server(
+        name="mlflow models serve",
+        command=[
+            str(VENV_BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--workers",
+            str(WORKERS),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ],
+        env=env,
+        cwd=scratch,
+        log_path=log_dir / "peer.log",
+        predict_path="/invocations",
+        workers_are="spawned",
+    )
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat_fields(int(entry.name))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as a dict (VmRSS in kB, Threads), empty once the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the live processes among pids have used so far."""
+    total = 0
+    for pid in pids:
+        stat = _stat_fields(pid)
+        if len(stat) > 12:
+            total += int(stat[11]) + int(stat[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    total = sum(ticks[:8])  # guest time is already counted in user
+    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    return int(proc_status(pid).get("VmRSS", "0 kB").split()[0]) / 1024
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> str:
+    stat = _stat_fields(pid)
+    return stat[19] if len(stat) > 19 else ""
+
+
+def _is_zombie(pid: int) -> bool:
+    stat = _stat_fields(pid)
+    return not stat or stat[0] == "Z"
