@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from src.api import create_app
+from src.api.schemas import ErrorResponse, PredictResponse
 from src.data.signals import SIGNALS
 from src.features.engineering import FEATURE_NAMES
 from src.settings import ServiceSettings
@@ -24,6 +25,7 @@ def reading(**overrides):
 def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/json"
+    ErrorResponse.model_validate(response.get_json())  # the one documented error shape
     error = response.get_json()["error"]
     assert error["code"] == code
     assert error["message"]
@@ -51,6 +53,7 @@ def test_prediction_fields_and_order(client, trained_store):
     response = client.post("/predict", json={"readings": readings})
     assert response.status_code == 200
     body = response.get_json()
+    PredictResponse.model_validate(body)  # the documented response schema
     assert body["model_version"] == trained_store.run_id
     assert [p["module_id"] for p in body["predictions"]] == ["B", "A", "B"]
     assert body["predictions"][0]["timestamp"] == "2026-01-01T00:00:10Z"

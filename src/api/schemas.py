@@ -1,8 +1,9 @@
-"""Request and response bodies of the API, as pydantic models (the future OpenAPI source).
+"""Request and response bodies of the API as pydantic schemas (the future OpenAPI source).
 
-The reading model is generated from the signal table, so a signal's name, unit, range
-and description are written once. Every signal is required; `null` says a sensor
-reported nothing (a drop-out) and is scored as missing, which the model was trained on.
+Requests are TypedDicts validated by pydantic; responses are models that the tests hold
+every answer to. The reading schema is generated from the signal table, so a signal's
+name, unit, range and description are written once. Every signal is required; `null`
+says a sensor reported nothing (a drop-out) and is scored as missing, as in training.
 """
 
 from __future__ import annotations

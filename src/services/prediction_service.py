@@ -2,7 +2,8 @@
 
 No Flask here: a script, a test or a benchmark can use it without a server. The request
 path is numpy end to end: features on arrays, the scaler's affine transform on arrays,
-XGBoost's `inplace_predict` with a deliberate thread count.
+then the run's ONNX copy on onnxruntime for a few rows or XGBoost's `inplace_predict` for
+more, each with one deliberate thread.
 """
 
 from __future__ import annotations
