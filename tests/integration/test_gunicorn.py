@@ -4,8 +4,10 @@ MLflow store written by the real training code, /metrics parsed by prometheus_cl
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -242,3 +244,27 @@ def test_graceful_stop_exits_zero(trained_store, tmp_path):
     server.wait_until("/ready")
     assert server.stop() == 0
     assert Path(server.log_path).exists()
+
+
+def test_a_killed_worker_is_replaced_and_totals_stay_whole(server):
+    """SIGKILL one worker: gunicorn forks a new one, which loads its model before taking
+    connections, requests keep being served, and the dead worker's counts stay in the
+    totals."""
+    send = lambda: requests.post(server.url + "/predict", json=reading(), timeout=10)  # noqa: E731
+    assert all(send().status_code == 200 for _ in range(10))
+    before = total(metric_samples(server.url), "hvs_rows_scored_total")
+    workers = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.log())}
+    victim = max(workers)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        booted = {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", server.log())}
+        if booted - workers:
+            break
+        time.sleep(0.1)
+    assert booted - workers, server.log()
+    server.wait_all_workers_ready()
+    assert all(send().status_code == 200 for _ in range(10))
+    after = metric_samples(server.url)
+    assert total(after, "hvs_rows_scored_total") == before + 10
+    assert total(after, "hvs_model_ready") == 1
