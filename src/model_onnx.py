@@ -46,7 +46,7 @@ def export_onnx(booster: xgb.Booster, check_rows: np.ndarray) -> tuple[bytes, fl
         logger.warning("ONNX conversion failed, serving will use XGBoost only: %s", error)
         return None
     payload = model.SerializeToString()
-    difference = max_difference(payload, booster, check_rows)
+    difference = max_difference(onnx_session(payload), booster, check_rows)
     if difference > ONNX_TOLERANCE:
         logger.warning(
             "the ONNX copy differs from the booster by %.2e (> %.0e): not logged",
@@ -75,6 +75,7 @@ def onnx_probabilities(session: Any, rows: np.ndarray) -> np.ndarray:
     return np.asarray(probabilities[:, 1], dtype=np.float64)
 
 
-def max_difference(payload: bytes, booster: xgb.Booster, rows: np.ndarray) -> float:
+def max_difference(session: Any, booster: xgb.Booster, rows: np.ndarray) -> float:
+    """Largest gap between the ONNX copy's and the booster's probabilities on rows."""
     expected = booster.inplace_predict(rows)
-    return float(np.max(np.abs(onnx_probabilities(onnx_session(payload), rows) - expected)))
+    return float(np.max(np.abs(onnx_probabilities(session, rows) - expected)))

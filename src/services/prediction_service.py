@@ -29,7 +29,7 @@ from src.model_artifacts import (
     read_json,
     verify_manifest,
 )
-from src.model_onnx import ONNX_TOLERANCE, onnx_probabilities, onnx_session
+from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.services.model_store import RunLocation, locate_run
 from src.settings import ServiceSettings
 
@@ -257,9 +257,7 @@ def _load_onnx(
         + [[np.nan] * len(feature_names)]
     )
     scaled = (rows - scale_mean) * scale_inverse_std
-    difference = float(
-        np.max(np.abs(onnx_probabilities(session, scaled) - booster.inplace_predict(scaled)))
-    )
+    difference = max_difference(session, booster, scaled)
     if not difference <= ONNX_TOLERANCE:
         logger.warning(
             "the run's ONNX model differs from the booster by %.2e: XGBoost scores all",
