@@ -175,7 +175,7 @@ def response_body(model, parsed, probabilities, hazardous) -> dict:
                 "model_version": run_id,
             }
             for module_id, timestamp, probability, flagged in zip(
-                parsed.module_ids,
+                parsed.batch.module_ids,
                 parsed.timestamps,
                 probabilities.tolist(),
                 hazardous.tolist(),

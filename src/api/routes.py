@@ -57,7 +57,7 @@ def predict() -> Response:
             "model_version": run_id,
         }
         for module_id, timestamp, probability, hazardous in zip(
-            parsed.module_ids,
+            parsed.batch.module_ids,
             parsed.timestamps,
             result.hazard_probability.tolist(),
             result.hazardous.tolist(),

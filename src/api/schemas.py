@@ -139,7 +139,6 @@ _timestamp_of = itemgetter("timestamp")
 
 @dataclass(frozen=True)
 class ParsedRequest:
-    module_ids: list[str]
     timestamps: list[Any]
     """Each reading's timestamp as the client sent it, for the response to echo."""
     batch: ReadingBatch
@@ -163,7 +162,6 @@ def parse_predict_request(body: Any, max_readings: int) -> ParsedRequest:
     _check_count(body["readings"], "readings", max_readings)
     readings = _validate(_ROWS_ADAPTER, body)["readings"]
     return ParsedRequest(
-        module_ids=[reading["module_id"] for reading in readings],
         timestamps=list(map(_timestamp_of, body["readings"])),
         batch=ReadingBatch(
             module_ids=[reading["module_id"] for reading in readings],
@@ -189,7 +187,6 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ParsedRequest:
     if uneven:
         raise InvalidInputError("every column must have one value per reading", uneven)
     return ParsedRequest(
-        module_ids=validated["module_id"],
         timestamps=columns["timestamp"],
         batch=ReadingBatch(
             module_ids=validated["module_id"],
