@@ -263,6 +263,13 @@ def test_a_killed_worker_is_replaced_and_totals_stay_whole(server):
             break
         time.sleep(0.1)
     assert booted - workers, server.log()
+    # Until the new worker has created its metrics, the gauge's minimum covers only the
+    # survivor: wait for the newcomer's own "model ready" line first.
+    newcomer = (booted - workers).pop()
+    while time.monotonic() < deadline and not re.search(
+        rf'"pid": {newcomer}, "message": "model ready"', server.log()
+    ):
+        time.sleep(0.1)
     server.wait_all_workers_ready()
     assert all(send().status_code == 200 for _ in range(10))
     after = metric_samples(server.url)
