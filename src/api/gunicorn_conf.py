@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 # Before anything imports prometheus_client (the app, in the workers, after the fork).
 _metrics_dir_given = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
@@ -84,6 +86,21 @@ if os.environ.get("HVS_LOG_FORMAT", "json") == "json":
             },
         },
     }
+
+
+class QuietAccessLogger(Logger):
+    """gunicorn's logger, minus the access-log work when the access log goes nowhere.
+
+    With a logconfig_dict, gunicorn builds every request's access-log fields (headers and
+    the whole WSGI environ) before the quiet `gunicorn.access` logger drops them: 6.6 %
+    of a worker's time on one-reading requests (py-spy), 13 % more requests/s without."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return super().access_log_enabled and self.access_log.isEnabledFor(logging.INFO)
+
+
+logger_class = QuietAccessLogger
 
 
 def on_starting(server) -> None:

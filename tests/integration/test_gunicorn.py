@@ -11,7 +11,6 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -233,17 +232,27 @@ def test_store_copied_again_elsewhere_still_serves(trained_store, tmp_path):
         assert server.stop() == 0
 
 
-def test_graceful_stop_exits_zero(trained_store, tmp_path):
-    server = GunicornServer(
+def access_lines(log: str) -> list[dict]:
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "gunicorn.access"]
+
+
+def test_access_log_only_when_asked_and_graceful_stop_exits_zero(server, trained_store, tmp_path):
+    assert requests.post(server.url + "/predict", json=reading(), timeout=5).status_code == 200
+    assert access_lines(server.log()) == []  # the default: no access log
+    logged = GunicornServer(
         {
             "BEST_MLFLOW_RUN_ID": trained_store.run_id,
             "MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+            "GUNICORN_ACCESS_LOG": "-",
         },
-        tmp_path / "stop.log",
+        tmp_path / "access.log",
     ).start()
-    server.wait_until("/ready")
-    assert server.stop() == 0
-    assert Path(server.log_path).exists()
+    logged.wait_until("/ready")
+    assert requests.post(logged.url + "/predict", json=reading(), timeout=5).status_code == 200
+    assert logged.stop() == 0
+    messages = [line["message"] for line in access_lines(logged.log())]
+    assert any('"POST /predict HTTP/1.1" 200' in message for message in messages), messages
 
 
 def test_a_killed_worker_is_replaced_and_totals_stay_whole(server):
