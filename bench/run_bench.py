@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-id", help="benchmark this run instead of the newest default one")
     parser.add_argument("--retrain", action="store_true", help="train a fresh default model")
     parser.add_argument(
+        "--peer-threads",
+        default="1",
+        metavar="N|default",
+        help="OpenMP threads per peer worker: 1 (as ours; the default) or XGBoost's default",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="hvs-bench-"))
     ours = servers.ours(run_id, tracking_uri, out_dir, scratch / "prometheus")
-    peer = servers.peer(peer_uri, tracking_uri, out_dir, scratch)
+    peer = servers.peer(peer_uri, tracking_uri, out_dir, scratch, args.peer_threads)
     try:
         (scratch / "prometheus").mkdir()
         for shape in shapes:
@@ -237,6 +243,7 @@ def assemble(args, run_id, peer_uri, shapes, runs, limits, cold, footprint, corr
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "workers": servers.WORKERS,
+            "peer_omp_threads": args.peer_threads,
         },
         "run_id": run_id,
         "peer_model_uri": peer_uri,

@@ -161,9 +161,12 @@ def ours(run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path) -> Se
     )
 
 
-def peer(model_uri: str, tracking_uri: str, log_dir: Path, scratch: Path) -> Server:
-    """`mlflow models serve` (uvicorn + FastAPI in MLflow 3) with 2 workers, one OpenMP
-    thread each, started away from the project folder so only `code_paths` supplies `src`."""
+def peer(
+    model_uri: str, tracking_uri: str, log_dir: Path, scratch: Path, omp_threads: str = "1"
+) -> Server:
+    """`mlflow models serve` (uvicorn + FastAPI in MLflow 3) with 2 workers, started away
+    from the project folder so only `code_paths` supplies `src`. One OpenMP thread per
+    worker unless omp_threads is "default" (XGBoost's own: one per core, in each worker)."""
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # it execs `uvicorn`
@@ -171,10 +174,12 @@ def peer(model_uri: str, tracking_uri: str, log_dir: Path, scratch: Path) -> Ser
         "MLFLOW_ALLOW_FILE_STORE": "true",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "OMP_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": omp_threads,
         "TMPDIR": str(scratch),  # the model copy it serves from, removed with the scratch
     }
     env.pop("PYTHONPATH", None)
+    if omp_threads == "default":
+        env.pop("OMP_NUM_THREADS")
     return Server(
         name="mlflow models serve",
         command=[
