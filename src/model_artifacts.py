@@ -1,8 +1,8 @@
 """The files a training run logs and the service reads: names, digests, one contract.
 
 Every artifact's SHA-256 is recorded in `manifest.json` at training time and checked
-before anything is deserialised (joblib unpickles), so a swapped or corrupted file in a
-shared `mlruns` folder is refused instead of executed.
+before anything is deserialised, so a swapped or corrupted file in a shared `mlruns`
+folder is refused instead of read (or, for an older run's `scaler.joblib`, unpickled).
 """
 
 from __future__ import annotations

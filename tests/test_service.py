@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from src.data.signals import SIGNALS
 from src.errors import ModelLoadError
-from src.model_artifacts import ONNX_FILE, SCALER_FILE
+from src.model_artifacts import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    SCALER_FILE,
+    SERVING_CONFIG_FILE,
+    sha256_file,
+)
 from src.services.prediction_service import PredictionService, ReadingBatch
+from src.services.startup_check import check_run
 from src.training.train import features_of, predict_probabilities
+from tests.conftest import PROJECT_ROOT
 
 
 def batch_of(frame) -> ReadingBatch:
@@ -77,3 +89,102 @@ def test_a_run_without_onnx_copy_is_served_by_xgboost(trained_store, settings, c
         )
     )
     assert service.load().onnx_session is None
+
+
+def test_training_records_the_scaler_exactly_in_the_serving_config(trained_store):
+    config = json.loads(
+        run_file(trained_store.mlruns, trained_store.run_id, SERVING_CONFIG_FILE).read_text()
+    )
+    assert np.array_equal(config["scaler"]["mean"], trained_store.result.scaler.mean_)
+    assert np.array_equal(config["scaler"]["scale"], trained_store.result.scaler.scale_)
+
+
+SERVE_WITHOUT_SCIKIT_LEARN = """
+import sys
+sys.modules["sklearn"] = None  # `import sklearn` now fails, as in the image
+sys.modules["joblib"] = None
+import numpy as np
+from src.data.signals import SIGNALS
+from src.services.prediction_service import PredictionService, ReadingBatch
+from src.services.startup_check import check_run
+from src.settings import ServiceSettings
+from src.data.signals import SIGNALS
+settings = ServiceSettings(BEST_MLFLOW_RUN_ID=sys.argv[1], MLFLOW_TRACKING_URI=sys.argv[2])
+service = PredictionService(settings)
+service.load()
+reference = np.array([[signal.reference for signal in SIGNALS]])
+print(service.predict(ReadingBatch(["R01-M01"], np.array([1.0]), reference)).hazard_probability[0])
+print("sklearn" in sys.modules and sys.modules["sklearn"] is not None)
+"""
+
+
+def test_serving_needs_no_scikit_learn(trained_store, settings):
+    """The image installs no scikit-learn (requirements.txt): loading and scoring must not
+    need it (xgboost then uses its own stand-ins for sklearn's base classes)."""
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVE_WITHOUT_SCIKIT_LEARN,
+            trained_store.run_id,
+            trained_store.tracking_uri,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    probability, sklearn_loaded = completed.stdout.split()
+    service = PredictionService(settings)
+    service.load()
+    expected = service.predict(
+        ReadingBatch(["R01-M01"], np.array([1.0]), np.array([[s.reference for s in SIGNALS]]))
+    )
+    assert float(probability) == pytest.approx(expected.hazard_probability[0], abs=1e-7)
+    assert sklearn_loaded == "False"
+
+
+def without_recorded_scaler(store, run_id: str) -> None:
+    """Make the run look trained before serving_config.json carried the scaler (digests
+    included, as such a run's manifest records them)."""
+    path = run_file(store, run_id, SERVING_CONFIG_FILE)
+    config = json.loads(path.read_text())
+    del config["scaler"]
+    path.write_text(json.dumps(config))
+    manifest_path = run_file(store, run_id, MANIFEST_FILE)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["run_artifacts"][SERVING_CONFIG_FILE] = sha256_file(path)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_an_older_run_with_only_the_pickled_scaler_still_serves(
+    trained_store, settings, copied_store
+):
+    without_recorded_scaler(copied_store, trained_store.run_id)
+    older = PredictionService(
+        settings.model_copy(update={"mlflow_tracking_uri": copied_store.as_uri()})
+    )
+    current = PredictionService(settings)
+    frame = trained_store.result.test_frame
+    batch = batch_of(frame[frame["module_id"] == frame["module_id"].iloc[0]].head(20))
+    older.load()
+    current.load()
+    assert np.array_equal(older.model.scale_mean, current.model.scale_mean)
+    assert np.array_equal(older.model.scale_inverse_std, current.model.scale_inverse_std)
+    np.testing.assert_array_equal(
+        older.predict(batch).hazard_probability, current.predict(batch).hazard_probability
+    )
+
+
+def test_an_older_run_without_scikit_learn_says_to_retrain(
+    trained_store, settings, copied_store, monkeypatch
+):
+    without_recorded_scaler(copied_store, trained_store.run_id)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as in the image
+    older = settings.model_copy(update={"mlflow_tracking_uri": copied_store.as_uri()})
+    with pytest.raises(ModelLoadError, match=r"needs scikit-learn.*re-train"):
+        check_run(older)  # gunicorn's master, before forking: exit 3 with this line
+    service = PredictionService(older)
+    with pytest.raises(ModelLoadError, match=r"needs scikit-learn.*re-train"):
+        service.load()

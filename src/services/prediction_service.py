@@ -8,11 +8,13 @@ more, each with one deliberate thread.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,7 +170,7 @@ def _load_run(settings: ServiceSettings) -> LoadedModel:
             f"run {location.run_id} expects the raw signals {config.get('signal_names')}, "
             f"this service reads {list(SIGNAL_NAMES)}"
         )
-    scale_mean, scale_inverse_std = _load_scaler(location, len(feature_names))
+    scale_mean, scale_inverse_std = _load_scaler(location, config, len(feature_names))
     booster = _load_booster(location, settings.xgboost_nthread, len(feature_names))
     session = (
         _load_onnx(location, booster, scale_mean, scale_inverse_std, feature_names)
@@ -191,21 +193,64 @@ def _load_run(settings: ServiceSettings) -> LoadedModel:
     )
 
 
-def _load_scaler(location: RunLocation, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fitted StandardScaler as the arrays of its affine transform."""
+def _load_scaler(
+    location: RunLocation, config: dict[str, Any], n_features: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted StandardScaler as the arrays of its affine transform.
+
+    Runs record it in serving_config.json as plain numbers: nothing to unpickle, and no
+    scikit-learn to import (which took ~1 s of every worker's start). Runs trained before
+    that have only scaler.joblib, unpickled (after its digest check) where scikit-learn
+    is installed."""
+    recorded = config.get("scaler")
+    if recorded is None:
+        source = location.artifacts_dir / SCALER_FILE
+        mean, scale = _unpickle_scaler(location, source)
+    else:
+        source = location.artifacts_dir / SERVING_CONFIG_FILE
+        try:
+            mean = np.asarray(recorded["mean"], dtype=np.float64)
+            scale = np.asarray(recorded["scale"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelLoadError(
+                f'the "scaler" in {source} is not two lists of numbers ({error!r}); '
+                "re-train, or copy the run again from the machine that trained it"
+            ) from None
+    if mean.shape != (n_features,) or scale.shape != (n_features,):
+        raise ModelLoadError(
+            f"the scaler in {source} was fitted on {mean.shape} features, the run lists "
+            f"{n_features}"
+        )
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise ModelLoadError(f"the scaler in {source} has non-finite or non-positive values")
+    return mean, 1.0 / scale
+
+
+def check_scaler_readable(run_id: str, config: dict[str, Any]) -> None:
+    """Raise unless this installation can read the run's scaler: recorded in its serving
+    config, or (an older run) only pickled, with scikit-learn here to unpickle it. Cheap
+    and import-free, so gunicorn's master can refuse such a run before forking."""
+    if "scaler" in config or importlib.util.find_spec("sklearn") is not None:
+        return
+    raise ModelLoadError(
+        f"run {run_id} records its scaler only as {SCALER_FILE} (it was trained before "
+        f"{SERVING_CONFIG_FILE} carried the scaler), and unpickling that needs scikit-learn, "
+        "which this installation does not have (the image installs none): re-train with "
+        "this version (`make train`), or serve this run where scikit-learn is installed"
+    )
+
+
+def _unpickle_scaler(location: RunLocation, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    check_scaler_readable(location.run_id, {})
     import joblib
 
-    path = location.artifacts_dir / SCALER_FILE
     if not path.is_file():
         raise ModelLoadError(f"the scaler was not found at {path}")
     scaler = joblib.load(path)
-    mean = np.asarray(getattr(scaler, "mean_", None), dtype=np.float64)
-    scale = np.asarray(getattr(scaler, "scale_", None), dtype=np.float64)
-    if mean.shape != (n_features,) or scale.shape != (n_features,):
-        raise ModelLoadError(
-            f"the scaler at {path} was fitted on {mean.shape} features, the run lists {n_features}"
-        )
-    return mean, 1.0 / scale
+    return (
+        np.asarray(getattr(scaler, "mean_", None), dtype=np.float64),
+        np.asarray(getattr(scaler, "scale_", None), dtype=np.float64),
+    )
 
 
 def _load_booster(location: RunLocation, nthread: int, n_features: int) -> Any:

@@ -48,6 +48,13 @@ def serving_config(result: TrainingResult) -> dict[str, Any]:
         "window_s": WINDOW_S,
         "rate_max_gap_s": RATE_MAX_GAP_S,
         "model_artifact": MODEL_NAME,
+        # The fitted StandardScaler as plain numbers (JSON keeps every float64 exactly), so
+        # serving unpickles nothing and needs no scikit-learn; scaler.joblib is the same
+        # object for Python users.
+        "scaler": {
+            "mean": [float(value) for value in result.scaler.mean_],
+            "scale": [float(value) for value in result.scaler.scale_],
+        },
     }
 
 
