@@ -28,8 +28,8 @@ import orjson
 
 from src.data.signals import SIGNAL_NAMES
 from src.features.engineering import compute_features
-from src.model_artifacts import SCALER_FILE
-from src.services.model_store import configure_mlflow_environment
+from src.model_artifacts import SCALER_FILE, SERVING_CONFIG_FILE, read_json
+from src.services.model_store import configure_mlflow_environment, locate_run
 from src.services.prediction_service import LoadedModel, PredictionService, ReadingBatch, score
 from src.settings import ServiceSettings
 
@@ -58,6 +58,9 @@ def default_run(mlruns: Path, retrain: bool = False) -> str:
             order_by=["attributes.start_time DESC"],
         ):
             if all(run.data.params.get(key) == value for key, value in wanted.items()):
+                location = locate_run(mlruns.as_uri(), run.info.run_id)
+                if "scaler" not in read_json(location.artifacts_dir / SERVING_CONFIG_FILE):
+                    continue  # trained before that: the serving venv cannot load it
                 logger.info(f"reusing default run {run.info.run_id} from {mlruns}")
                 return run.info.run_id
     logger.info(f"training the default model into {mlruns} (about 20-40 s)")

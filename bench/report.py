@@ -15,7 +15,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{machine['cpu']}, {machine['cores']} cores; `{results['command']}`; "
         f"code {results['code']}; wrk -t1 -c{load['connections']} -d{load['duration_s']}s "
         f"on loopback after {load['warmup_s']} s of warm-up; {load['workers']} workers each "
-        f"(the peer's with {load.get('peer_omp_threads', '1')} OpenMP thread(s), ours with 1); "
+        f"(the peer's with {load.get('peer_omp_threads', '1')} OpenMP thread(s), ours with 1, "
+        f"ours from a venv of {load.get('ours_venv', 'development')}); "
         f"other processes used {machine.get('background_cores_before', 0):.2f} cores just "
         "before the servers started.",
         "",

@@ -56,6 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-id", help="benchmark this run instead of the newest default one")
     parser.add_argument("--retrain", action="store_true", help="train a fresh default model")
     parser.add_argument(
+        "--dev-venv",
+        action="store_true",
+        help="run our server from this venv, not from a venv of requirements.txt only",
+    )
+    parser.add_argument(
         "--peer-threads",
         default="1",
         metavar="N|default",
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.info(f"other processes are using {background:.2f} cores: expect low, noisy numbers")
 
     scratch = Path(tempfile.mkdtemp(prefix="hvs-bench-"))
-    ours = servers.ours(run_id, tracking_uri, out_dir, scratch / "prometheus")
+    python = None if args.dev_venv else servers.serving_python()
+    ours = servers.ours(run_id, tracking_uri, out_dir, scratch / "prometheus", python)
     peer = servers.peer(peer_uri, tracking_uri, out_dir, scratch, args.peer_threads)
     try:
         (scratch / "prometheus").mkdir()
@@ -244,6 +250,7 @@ def assemble(args, run_id, peer_uri, shapes, runs, limits, cold, footprint, corr
             "warmup_s": args.warmup,
             "workers": servers.WORKERS,
             "peer_omp_threads": args.peer_threads,
+            "ours_venv": "development" if args.dev_venv else "requirements.txt only",
         },
         "run_id": run_id,
         "peer_model_uri": peer_uri,

@@ -9,7 +9,10 @@ Nothing here looks processes up by name: other gunicorn servers may run on the s
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +28,29 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 WORKERS = 2
+SERVING_VENV = PROJECT_ROOT / "bench" / "results" / "serving-venv"
+
+logger = logging.getLogger(__name__)
+
+
+def serving_python() -> Path:
+    """Python of a venv holding requirements.txt only, what the image installs: our server
+    is measured as it ships, without what the development venv adds (scikit-learn, pandas,
+    the full mlflow), which changes its start-up and memory. Made on first use (about a
+    minute) and again whenever requirements.txt changes."""
+    requirements = PROJECT_ROOT / "requirements.txt"
+    wanted = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python = SERVING_VENV / "bin" / "python"
+    stamp = SERVING_VENV / "requirements.sha256"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    logger.info(f"making {SERVING_VENV.relative_to(PROJECT_ROOT)}: requirements.txt only (~1 min)")
+    shutil.rmtree(SERVING_VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(SERVING_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.write_text(wanted)
+    return python
 
 
 def free_port() -> int:
@@ -129,8 +155,11 @@ class Server:
         return _start_time(pid) == self.known_pids[pid] and not _is_zombie(pid)
 
 
-def ours(run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path) -> Server:
-    """This project's service: gunicorn with the project's config, 2 workers, on loopback.
+def ours(
+    run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path, python: Path | None = None
+) -> Server:
+    """This project's service: gunicorn with the project's config, 2 workers, on loopback,
+    run by `python` (default: this interpreter).
 
     Worker class, threads and the other knobs come from the gunicorn config and any
     GUNICORN_*/HVS_* variables in the caller's environment (to try settings)."""
@@ -146,7 +175,7 @@ def ours(run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path) -> Se
     return Server(
         name="ours",
         command=[
-            sys.executable,
+            str(python or sys.executable),
             "-m",
             "gunicorn",
             "-c",
