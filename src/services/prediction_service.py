@@ -202,10 +202,11 @@ def _load_scaler(
     scikit-learn to import (which took ~1 s of every worker's start). Runs trained before
     that have only scaler.joblib, unpickled (after its digest check) where scikit-learn
     is installed."""
+    check_scaler_readable(location.run_id, config)
     recorded = config.get("scaler")
     if recorded is None:
         source = location.artifacts_dir / SCALER_FILE
-        mean, scale = _unpickle_scaler(location, source)
+        mean, scale = _unpickle_scaler(source)
     else:
         source = location.artifacts_dir / SERVING_CONFIG_FILE
         try:
@@ -230,7 +231,7 @@ def check_scaler_readable(run_id: str, config: dict[str, Any]) -> None:
     """Raise unless this installation can read the run's scaler: recorded in its serving
     config, or (an older run) only pickled, with scikit-learn here to unpickle it. Cheap
     and import-free, so gunicorn's master can refuse such a run before forking."""
-    if "scaler" in config or importlib.util.find_spec("sklearn") is not None:
+    if config.get("scaler") is not None or importlib.util.find_spec("sklearn") is not None:
         return
     raise ModelLoadError(
         f"run {run_id} records its scaler only as {SCALER_FILE} (it was trained before "
@@ -240,8 +241,7 @@ def check_scaler_readable(run_id: str, config: dict[str, Any]) -> None:
     )
 
 
-def _unpickle_scaler(location: RunLocation, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    check_scaler_readable(location.run_id, {})
+def _unpickle_scaler(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import joblib
 
     if not path.is_file():
