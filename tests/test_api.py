@@ -249,3 +249,20 @@ def test_column_batches_respect_the_batch_limit(settings):
     client = create_app(limited, load="now").test_client()
     body = as_columns([reading(), reading(timestamp=10), reading(timestamp=20)])
     assert_error(client.post("/predict", json=body), 422, "invalid_input", "columns.module_id")
+
+
+def test_every_timestamp_form_means_the_same_instant():
+    from src.api.schemas import parse_predict_request
+
+    same_instant = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T01:00:00+01:00",
+        "2026-01-01T00:00:00",  # no offset: UTC
+        1767225600,
+        1767225600.0,
+    ]
+    readings = [reading(timestamp=moment) for moment in same_instant]
+    for body in ({"readings": readings}, as_columns(readings)):
+        parsed = parse_predict_request(body, max_readings=10)
+        assert parsed.batch.timestamps_s.tolist() == [1767225600.0] * len(same_instant)
+        assert parsed.timestamps == same_instant  # echoed as sent

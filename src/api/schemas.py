@@ -8,6 +8,7 @@ says a sensor reported nothing (a drop-out) and is scored as missing, as in trai
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -15,7 +16,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,16 +35,24 @@ ModuleId = Annotated[
 ]
 
 
-def _epoch_seconds(moment: datetime) -> float:
-    """Validated timestamps become epoch seconds at once; naive ones are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+def _epoch_seconds(moments: Iterable[datetime], count: int) -> np.ndarray:
+    """Epoch seconds of validated timestamps; naive ones are taken as UTC. One pass here,
+    not a validator per timestamp: pydantic calling into Python for each was 7 % of a
+    1000-reading request's time."""
+    return np.fromiter(
+        (
+            moment.timestamp()
+            if moment.tzinfo is not None
+            else moment.replace(tzinfo=UTC).timestamp()
+            for moment in moments
+        ),
+        dtype=np.float64,
+        count=count,
+    )
 
 
 Timestamp = Annotated[
     datetime,
-    AfterValidator(_epoch_seconds),
     Field(description="When the reading was taken: ISO 8601 (UTC if no offset) or epoch seconds"),
 ]
 SIGNAL_TYPES: dict[str, Any] = {
@@ -165,9 +173,7 @@ def parse_predict_request(body: Any, max_readings: int) -> ParsedRequest:
         timestamps=list(map(_timestamp_of, body["readings"])),
         batch=ReadingBatch(
             module_ids=[reading["module_id"] for reading in readings],
-            timestamps_s=np.fromiter(
-                map(_timestamp_of, readings), dtype=np.float64, count=len(readings)
-            ),
+            timestamps_s=_epoch_seconds(map(_timestamp_of, readings), len(readings)),
             signals=np.array(list(map(_signal_values, readings)), dtype=np.float64),
         ),
     )
@@ -190,7 +196,7 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ParsedRequest:
         timestamps=columns["timestamp"],
         batch=ReadingBatch(
             module_ids=validated["module_id"],
-            timestamps_s=np.array(validated["timestamp"], dtype=np.float64),
+            timestamps_s=_epoch_seconds(validated["timestamp"], count),
             signals=np.column_stack(
                 [np.array(validated[name], dtype=np.float64) for name in SIGNAL_NAMES]
             ),
