@@ -108,8 +108,8 @@ from src.data.signals import SIGNALS
 from src.services.prediction_service import PredictionService, ReadingBatch
 from src.services.startup_check import check_run
 from src.settings import ServiceSettings
-from src.data.signals import SIGNALS
 settings = ServiceSettings(BEST_MLFLOW_RUN_ID=sys.argv[1], MLFLOW_TRACKING_URI=sys.argv[2])
+check_run(settings)  # gunicorn's master
 service = PredictionService(settings)
 service.load()
 reference = np.array([[signal.reference for signal in SIGNALS]])
