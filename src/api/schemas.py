@@ -236,7 +236,7 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     for part in location:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("float", "none", "function-after[...]"):
+        elif part in ("float", "none"):
             continue
         else:
             path += f".{part}" if path else str(part)
