@@ -82,23 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     run_id = args.run_id or inprocess.default_run(mlruns)
     wanted = args.shapes.split(",")
     shapes = [shape for shape in workload.shapes() if shape.name in wanted]
+    python = servers.serving_python()
     scratch = Path(tempfile.mkdtemp(prefix="hvs-profile-"))
     try:
         for shape in shapes:
-            samples = profile_shape(spy, run_id, mlruns.as_uri(), shape, scratch, args.seconds)
+            samples = profile_shape(
+                spy, python, run_id, mlruns.as_uri(), shape, scratch, args.seconds
+            )
             sys.stdout.write(report(shape.title, samples, args.top))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
-def profile_shape(spy, run_id, tracking_uri, shape, scratch: Path, seconds: int) -> Counter:
+def profile_shape(
+    spy, python: Path, run_id, tracking_uri, shape, scratch: Path, seconds: int
+) -> Counter:
     """Innermost Python frame -> samples, over both workers, under wrk load."""
     body = scratch / f"{shape.name}.json"
     body.write_bytes(shape.ours_body)
     metrics_dir = scratch / f"prometheus-{shape.name}"
     metrics_dir.mkdir()
-    server = servers.ours(run_id, tracking_uri, scratch, metrics_dir, servers.serving_python())
+    server = servers.ours(run_id, tracking_uri, scratch, metrics_dir, python)
     server.start()
     try:
         server.wait_ready(lambda s: requests.get(s.url + "/ready", timeout=2).status_code == 200)
