@@ -6,23 +6,25 @@ PY := $(VENV)/bin/python
 MLRUNS_DIR ?= $(CURDIR)/mlruns
 MLFLOW_TRACKING_URI ?= file://$(abspath $(MLRUNS_DIR))
 PORT ?= 5001
-export MLFLOW_TRACKING_URI PORT
+# Exported, and used in recipes only as "$$NAME": a value is never pasted into a command.
+export MLFLOW_TRACKING_URI PORT BEST_MLFLOW_RUN_ID
 
 .PHONY: install train serve run test test-python test-container lint format clean
 
 install: $(VENV)/.installed ## create .venv and install everything (idempotent)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check --quiet --no-deps -e .
 	@touch $@
 
 train: install ## train the default model into $(MLRUNS_DIR); the run id is the last line
 	@$(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)"
 
-serve: install ## gunicorn on $(PORT), serving $(BEST_MLFLOW_RUN_ID) from $(MLFLOW_TRACKING_URI)
-	@test -n "$(BEST_MLFLOW_RUN_ID)" || { echo "BEST_MLFLOW_RUN_ID is not set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
-	exec $(VENV)/bin/gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'
+serve: install ## gunicorn on $(PORT), serving BEST_MLFLOW_RUN_ID from $(MLFLOW_TRACKING_URI)
+	@test -n "$$BEST_MLFLOW_RUN_ID" || { echo "BEST_MLFLOW_RUN_ID is not set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
+	exec $(PY) -m src.api.server
 
 run: install ## train a default model if none exists, then serve the newest run
 	@run_id=$$($(PY) -m src.training.runs latest --mlruns-dir "$(MLRUNS_DIR)") || exit 1; \
@@ -31,7 +33,7 @@ run: install ## train a default model if none exists, then serve the newest run
 	  run_id=$$($(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)" | tail -n 1) || exit 1; \
 	fi; \
 	echo "serving run $$run_id on port $(PORT)" >&2; \
-	BEST_MLFLOW_RUN_ID=$$run_id exec $(VENV)/bin/gunicorn -c src/api/gunicorn_conf.py 'src.api:create_app()'
+	BEST_MLFLOW_RUN_ID=$$run_id exec $(PY) -m src.api.server
 
 test: test-python test-container ## the whole test suite, as CI runs it
 

@@ -1,6 +1,6 @@
 """Where a served POST /predict spends its time: py-spy on gunicorn's workers under wrk.
 
-    .venv/bin/python bench/profile_served.py [--seconds 10] [--shapes one,batch,columns]
+    .venv/bin/python -m bench.profile_served [--seconds 10] [--shapes one,batch,columns]
         [--run-id RUN] [--mlruns-dir bench/results/mlruns] [--top 12]
 
 profile_request.py times the service's own stages in one process; this shows the rest of
@@ -17,17 +17,14 @@ restricted. Stops what it started, by pid.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's `src`
-
 import argparse
 import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections import Counter
+from pathlib import Path
 
 import requests
 
@@ -39,15 +36,17 @@ logger = logging.getLogger("bench.profile_served")
 COMPONENTS = (
     ("gunicorn/", "gunicorn: HTTP parsing, socket reads and writes"),
     ("src/api/drain.py", "gunicorn: HTTP parsing, socket reads and writes"),
-    ("src/api/gunicorn_conf.py", "gunicorn: HTTP parsing, socket reads and writes"),
+    ("src/api/server.py", "gunicorn: HTTP parsing, socket reads and writes"),
     ("flask/", "Flask and Werkzeug"),
     ("werkzeug/", "Flask and Werkzeug"),
     ("prometheus_flask_exporter/", "prometheus-flask-exporter"),
     ("prometheus_client/", "prometheus_client: metric updates, the exporter's and ours"),
     ("src/api/metrics.py", "prometheus_client: metric updates, the exporter's and ours"),
+    ("src/services/metrics.py", "prometheus_client: metric updates, the exporter's and ours"),
     ("pydantic", "pydantic (validation)"),
     ("src/api/schemas.py", "pydantic (validation)"),
     ("src/api/routes.py", "the route: orjson parse and dump, response building"),
+    ("src/api/responses.py", "the route: orjson parse and dump, response building"),
     ("src/features/", "features (compute_features)"),
     ("src/services/", "scale and predict (XGBoost, ONNX)"),
     ("src/model_onnx.py", "scale and predict (XGBoost, ONNX)"),

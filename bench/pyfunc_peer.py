@@ -15,18 +15,14 @@ lives in its own experiment ("hvs-prediction-api-bench") of the same store, so
 `python -m src.training.runs latest` (and `make run`) never pick it, and it is tagged with
 the source run's id. The artifacts are the source run's files, digest-checked first.
 
-    .venv/bin/python bench/pyfunc_peer.py --mlruns-dir DIR --run-id RUN   # prints a model URI
+    .venv/bin/python -m bench.pyfunc_peer --mlruns-dir DIR --run-id RUN   # prints a model URI
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-
-if __name__ == "__main__":  # run as a script: make the project's `src` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import json
 from typing import Any
 
 import mlflow

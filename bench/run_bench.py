@@ -1,6 +1,6 @@
 """Benchmark this service against `mlflow models serve` on the same model, side by side.
 
-    .venv/bin/python bench/run_bench.py [--duration 15] [--connections 8] [--quick]
+    .venv/bin/python -m bench.run_bench [--duration 15] [--connections 8] [--quick]
         [--mlruns-dir bench/results/mlruns] [--run-id RUN] [--retrain] [--wait-quiet 60]
 
 Phases (each announced on stderr): reuse or train the default model; log the pyfunc peer;
@@ -13,11 +13,6 @@ bench/results/<date-time>/results.{json,md}, and the markdown on stdout.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's `src`
-
 import argparse
 import json
 import logging
@@ -27,10 +22,12 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -239,7 +236,7 @@ def assemble(args, run_id, peer_uri, shapes, runs, limits, cold, footprint, corr
         }
     results = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/run_bench.py " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.run_bench " + " ".join(sys.argv[1:]),
         "code": _code_version(),
         "machine": _machine(),
         "load": {
