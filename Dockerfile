@@ -48,6 +48,6 @@ EXPOSE 5001
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '5001') + '/ready', timeout=4)"]
 
-# Exec form: gunicorn is PID 1 and receives `docker stop`'s SIGTERM itself, then drains
-# (src/api/drain.py) and exits 0.
-CMD ["gunicorn", "-c", "src/api/gunicorn_conf.py", "src.api:create_app()"]
+# Exec form: gunicorn's master (src/api/server.py runs it in-process) is PID 1 and
+# receives `docker stop`'s SIGTERM itself, then drains (src/api/drain.py) and exits 0.
+CMD ["python", "-m", "src.api.server"]

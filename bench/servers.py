@@ -177,10 +177,7 @@ def ours(
         command=[
             str(python or sys.executable),
             "-m",
-            "gunicorn",
-            "-c",
-            "src/api/gunicorn_conf.py",
-            "src.api:create_app()",
+            "src.api.server",
         ],
         env=env,
         cwd=PROJECT_ROOT,

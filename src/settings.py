@@ -1,25 +1,51 @@
-"""Typed settings of the prediction service, read from the environment once.
+"""Typed settings of the service and of its gunicorn server, read from the environment once.
 
-Tests build `ServiceSettings(...)` directly instead of patching os.environ.
+`load_settings()` is the one place the environment is read: gunicorn's config calls it in
+the master before anything starts, and `create_app()` in each worker. A bad value stops
+the start with one line naming the variable and what it accepts (exit status 3); tests
+build `Settings(...)` directly instead of patching os.environ.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RUN_ID_PLACEHOLDER = "RUN_ID_NOT_SET"
 """What the Docker image sets BEST_MLFLOW_RUN_ID to until the operator passes a real id."""
 
+STARTUP_FAILURE_EXIT_CODE = 3
+"""Exit status of a server that refuses to start (bad setting, run that cannot be served)."""
 
-class ServiceSettings(BaseSettings):
-    """Everything the service reads from its environment. Each field names its variable."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
-    best_mlflow_run_id: str = Field(validation_alias="BEST_MLFLOW_RUN_ID")
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
+WorkerClass = Annotated[Literal["sync", "gthread"], BeforeValidator(_lower)]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message is one line."""
+
+
+class Settings(BaseSettings):
+    """Everything the service and its server read from the environment.
+
+    Each field's alias is its environment variable; README, "Configuration", lists them.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+
+    # ------------------------------------------------------------------ the model
+    best_mlflow_run_id: str = Field(RUN_ID_PLACEHOLDER, validation_alias="BEST_MLFLOW_RUN_ID")
     """MLflow run whose model, scaler, feature list and threshold are served. Required."""
 
     mlflow_tracking_uri: str = Field("./mlruns", validation_alias="MLFLOW_TRACKING_URI")
@@ -28,32 +54,76 @@ class ServiceSettings(BaseSettings):
     model_artifact_name: str = Field("model", validation_alias="HVS_MODEL_ARTIFACT_NAME")
     """Name under which training logged the XGBoost model."""
 
+    verify_digests: bool = Field(True, validation_alias="HVS_VERIFY_DIGESTS")
+    """Check every artifact against the SHA-256 digests recorded at training before use."""
+
+    skip_startup_check: bool = Field(False, validation_alias="HVS_SKIP_STARTUP_CHECK")
+    """Start even when the run cannot be loaded (then /ready says why) instead of exiting."""
+
     xgboost_nthread: int = Field(1, ge=1, le=64, validation_alias="HVS_XGBOOST_NTHREAD")
     """OpenMP threads XGBoost may use in each worker. Keep workers x threads <= cores."""
 
     onnx_max_rows: int = Field(64, ge=0, le=10_000, validation_alias="HVS_ONNX_MAX_ROWS")
     """Requests of at most this many readings are scored by the run's ONNX copy of the
-    booster (onnxruntime: ~16 us a row instead of XGBoost's ~400 us per call); larger ones,
-    or all when 0 or when the run has no ONNX copy, by XGBoost itself."""
+    booster (onnxruntime's per-call cost is a fraction of XGBoost's); larger ones, or all
+    when 0 or when the run has no ONNX copy, by XGBoost itself."""
 
+    # ------------------------------------------------------------------ requests
     max_batch_readings: int = Field(
         10_000, ge=1, le=1_000_000, validation_alias="HVS_MAX_BATCH_READINGS"
     )
     """Largest number of readings accepted in one /predict request."""
 
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, validation_alias="HVS_MAX_BODY_BYTES")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, le=1024**3, validation_alias="HVS_MAX_BODY_BYTES"
+    )
     """Largest request body accepted, in bytes; larger bodies get 413."""
 
-    verify_digests: bool = Field(True, validation_alias="HVS_VERIFY_DIGESTS")
-    """Check every artifact against the SHA-256 digests recorded at training before use."""
-
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", validation_alias="HVS_LOG_LEVEL"
-    )
-    """Level of the service's logs."""
+    # ------------------------------------------------------------------ logs
+    log_level: LogLevel = Field("INFO", validation_alias="HVS_LOG_LEVEL")
+    """Level of the service's and gunicorn's logs (any case)."""
 
     log_format: Literal["json", "text"] = Field("json", validation_alias="HVS_LOG_FORMAT")
     """`json`: one JSON object per line (containers, log shippers); `text`: for humans."""
+
+    access_log: bool = Field(False, validation_alias="GUNICORN_ACCESS_LOG")
+    """Log every request (gunicorn's access log) to stdout."""
+
+    # ------------------------------------------------------------------ the server
+    host: str = Field("0.0.0.0", min_length=1, validation_alias="HOST")
+    """Address gunicorn listens on."""
+
+    port: int = Field(5001, ge=1, le=65535, validation_alias="PORT")
+    """Port gunicorn listens on."""
+
+    workers: int = Field(2, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
+    """gunicorn worker processes, each with its own copy of the model."""
+
+    worker_class: WorkerClass = Field("sync", validation_alias="GUNICORN_WORKER_CLASS")
+    """`sync`: one request at a time per worker; `gthread`: a thread pool per worker."""
+
+    threads: int | None = Field(None, ge=1, le=256, validation_alias="GUNICORN_THREADS")
+    """Threads per worker; default 1 for sync, 4 for gthread (gunicorn turns sync into
+    gthread when given more than one)."""
+
+    timeout_s: int = Field(30, ge=1, le=3600, validation_alias="GUNICORN_TIMEOUT")
+    """A worker silent this long is killed and replaced."""
+
+    graceful_timeout_s: int = Field(20, ge=1, le=3600, validation_alias="GUNICORN_GRACEFUL_TIMEOUT")
+    """On stop, seconds in-flight requests get to finish before workers are killed."""
+
+    keepalive_s: int = Field(5, ge=0, le=300, validation_alias="GUNICORN_KEEPALIVE")
+    """Seconds an idle keep-alive connection is kept (gthread only; sync closes each)."""
+
+    backlog: int = Field(2048, ge=16, le=65535, validation_alias="GUNICORN_BACKLOG")
+    """Connections the kernel may queue before a worker accepts them."""
+
+    drain_s: float = Field(3.0, ge=0.0, le=300.0, validation_alias="HVS_DRAIN_SECONDS")
+    """On SIGTERM: seconds of /ready answering 503 while requests are still served."""
+
+    prometheus_multiproc_dir: str | None = Field(None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    """Folder where every worker writes its metrics; a fresh temporary one when unset.
+    Emptied when gunicorn starts."""
 
     @field_validator("best_mlflow_run_id")
     @classmethod
@@ -65,3 +135,51 @@ class ServiceSettings(BaseSettings):
                 "(printed by `make train`), e.g. -e BEST_MLFLOW_RUN_ID=<run id>"
             )
         return value
+
+    @field_validator("access_log", mode="before")
+    @classmethod
+    def _access_log_flag(cls, value: Any) -> Any:
+        # gunicorn's own convention is `-` for stdout; accept it as "on".
+        return True if value == "-" else value
+
+    @field_validator("prometheus_multiproc_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def threads_per_worker(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return 1 if self.worker_class == "sync" else 4
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (plus overrides by variable name), or SettingsError
+    with one line naming the variable, the value and what it accepts."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        variable = _variable_of(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            problems.append(f"{variable} is not set")
+        elif message.startswith(variable):  # a validator that already names it
+            problems.append(message)
+        else:
+            shown = repr(item["input"]) if isinstance(item["input"], str | int | float) else ""
+            problems.append(f"{variable}={shown} is not valid: {message}".replace("= ", "="))
+    return "; ".join(problems)
+
+
+def _variable_of(location: tuple[Any, ...]) -> str:
+    field = Settings.model_fields.get(str(location[0])) if location else None
+    if field is not None and isinstance(field.validation_alias, str):
+        return field.validation_alias
+    return str(location[0]) if location else "(settings)"

@@ -46,10 +46,7 @@ class GunicornServer:
             [
                 sys.executable,
                 "-m",
-                "gunicorn",
-                "-c",
-                "src/api/gunicorn_conf.py",
-                "src.api:create_app()",
+                "src.api.server",
             ],
             cwd=PROJECT_ROOT,
             env=self.env,

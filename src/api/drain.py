@@ -4,7 +4,7 @@ Stock gunicorn, on SIGTERM, closes its listening socket at once: a balancer that
 routes here gets "connection refused", and the connections the kernel had already
 accepted into the listen queue, but no worker had picked up yet, are reset when the
 last worker closes the socket. Those are requests sent and never answered (a few per
-thousand under load). With the hooks below (wired in src/api/gunicorn_conf.py), SIGTERM:
+thousand under load). With the hooks below (wired in src/api/server.py), SIGTERM:
 
 1. drains for HVS_DRAIN_SECONDS: /ready answers 503, so Kubernetes and other balancers
    stop routing here, while every request that still arrives is served, each on a
@@ -70,62 +70,93 @@ class _SharedFlag:
         return self._memory[0] == 1
 
 
-_draining: _SharedFlag | None = None
-"""Made by install() in the master before the first fork; workers inherit it."""
+class Drain:
+    """The drain of one server: made in the master before the first fork (gunicorn's
+    `on_starting`), so every worker inherits the same shared flag."""
 
+    def __init__(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"the drain must last >= 0 s, got {seconds}")
+        self.seconds = seconds
+        self._flag = _SharedFlag()
 
-def _is_draining() -> bool:
-    return _draining is not None and bool(_draining)
+    @property
+    def draining(self) -> bool:
+        return bool(self._flag)
 
+    # ----------------------------------------------------------------------- master
 
-# --------------------------------------------------------------------------- master
+    def install(self, server: Any) -> None:
+        """`when_ready` hook (master, before any worker is forked): take over SIGTERM."""
+        flag, drain_seconds = self._flag, self.seconds
+        graceful_stop: Callable[[], None] = server.handle_term  # raises StopIteration
+        timer: threading.Timer | None = None
 
-
-def install(server: Any, drain_seconds: float) -> None:
-    """`when_ready` hook (master, before any worker is forked): take over SIGTERM."""
-    global _draining
-    if drain_seconds < 0:
-        raise ValueError(f"HVS_DRAIN_SECONDS must be >= 0, got {drain_seconds}")
-    if _draining is None:
-        _draining = _SharedFlag()
-    flag = _draining
-    graceful_stop: Callable[[], None] = server.handle_term  # raises StopIteration
-    timer: threading.Timer | None = None
-
-    def handle_term() -> None:
-        nonlocal timer
-        if not flag and drain_seconds > 0:
+        def handle_term() -> None:
+            nonlocal timer
+            if not flag and drain_seconds > 0:
+                flag.set()
+                server.log.info(
+                    "SIGTERM: draining for %.1f s (/ready answers 503, requests are still served)",
+                    drain_seconds,
+                )
+                # The main loop must keep running (reaping, other signals), so no sleep
+                # here: the drain's end arrives as a second SIGTERM, like an impatient
+                # operator's.
+                timer = threading.Timer(
+                    drain_seconds, server.SIG_QUEUE.put_nowait, [signal.SIGTERM]
+                )
+                timer.daemon = True
+                timer.start()
+                return
             flag.set()
-            server.log.info(
-                "SIGTERM: draining for %.1f s (/ready answers 503, requests are still served)",
-                drain_seconds,
-            )
-            # The main loop must keep running (reaping, other signals), so no sleep here:
-            # the drain's end arrives as a second SIGTERM, like an impatient operator's.
-            timer = threading.Timer(drain_seconds, server.SIG_QUEUE.put_nowait, [signal.SIGTERM])
-            timer.daemon = True
-            timer.start()
-            return
-        flag.set()
-        if timer is not None:
-            timer.cancel()
-        started = time.monotonic()
-        left = close_listen_queues(server.LISTENERS)
-        if left is None:
-            server.log.warning(
-                "cannot refuse new connections here (needs Linux 5.7+): connections still "
-                "queued when the listener closes will be reset"
-            )
-        elif left:
-            server.log.warning("stopping with %d connection(s) still queued", left)
-        else:
-            server.log.info(
-                "new connections refused, listen queue empty after %.0f ms; stopping gracefully",
-                1000 * (time.monotonic() - started),
-            )
-        graceful_stop()
+            if timer is not None:
+                timer.cancel()
+            started = time.monotonic()
+            left = close_listen_queues(server.LISTENERS)
+            if left is None:
+                server.log.warning(
+                    "cannot refuse new connections here (needs Linux 5.7+): connections "
+                    "still queued when the listener closes will be reset"
+                )
+            elif left:
+                server.log.warning("stopping with %d connection(s) still queued", left)
+            else:
+                server.log.info(
+                    "new connections refused, listen queue empty after %.0f ms; stopping "
+                    "gracefully",
+                    1000 * (time.monotonic() - started),
+                )
+            graceful_stop()
 
-    server.handle_term = handle_term
+        server.handle_term = handle_term
+
+    # ---------------------------------------------------------------------- workers
+
+    def wrap_app(self, worker: Any) -> None:
+        """`post_worker_init` hook: while draining, /ready answers 503 before the app sees
+        it."""
+        app = worker.wsgi
+        flag = self._flag
+
+        def app_aware_of_drain(environ: dict, start_response: Callable) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/ready" and flag:
+                start_response(
+                    "503 Service Unavailable",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(_DRAINING_BODY))),
+                    ],
+                )
+                return [_DRAINING_BODY]
+            return app(environ, start_response)
+
+        worker.wsgi = app_aware_of_drain
+
+    def close_connection_if_draining(self, request: Any) -> None:
+        """`pre_request` hook: while draining, answer with `Connection: close`."""
+        if self._flag:
+            request.force_close()
 
 
 def close_listen_queues(listeners: Iterable[Any], timeout_seconds: float = 2.0) -> int | None:
@@ -170,31 +201,3 @@ def _device_without_clients(listener: Any) -> str | None:
 def _queued_connections(listener: Any) -> int:
     info = listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     return _TCP_INFO_QUEUED.unpack_from(info, _TCP_INFO_QUEUED_OFFSET)[0]
-
-
-# --------------------------------------------------------------------------- workers
-
-
-def wrap_app(worker: Any) -> None:
-    """`post_worker_init` hook: while draining, /ready answers 503 before the app sees it."""
-    app = worker.wsgi
-
-    def app_aware_of_drain(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/ready" and _is_draining():
-            start_response(
-                "503 Service Unavailable",
-                [
-                    ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(_DRAINING_BODY))),
-                ],
-            )
-            return [_DRAINING_BODY]
-        return app(environ, start_response)
-
-    worker.wsgi = app_aware_of_drain
-
-
-def close_connection_if_draining(request: Any) -> None:
-    """`pre_request` hook: while draining, answer with `Connection: close`."""
-    if _is_draining():
-        request.force_close()
