@@ -27,11 +27,13 @@ import numpy as np
 import orjson
 
 from src.data.signals import SIGNAL_NAMES
-from src.features.engineering import compute_features
-from src.model_artifacts import SCALER_FILE, SERVING_CONFIG_FILE, read_json
-from src.services.model_store import configure_mlflow_environment, locate_run
-from src.services.prediction_service import LoadedModel, PredictionService, ReadingBatch, score
-from src.settings import ServiceSettings
+from src.errors import ModelLoadError
+from src.model_artifacts import SCALER_FILE
+from src.readings import ReadingBatch
+from src.services.model_loader import load_run_artifacts
+from src.services.model_store import configure_mlflow_environment
+from src.services.prediction_service import LoadedModel, PredictionService
+from src.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +60,15 @@ def default_run(mlruns: Path, retrain: bool = False) -> str:
             order_by=["attributes.start_time DESC"],
         ):
             if all(run.data.params.get(key) == value for key, value in wanted.items()):
-                location = locate_run(mlruns.as_uri(), run.info.run_id)
-                if "scaler" not in read_json(location.artifacts_dir / SERVING_CONFIG_FILE):
-                    continue  # trained before that: the serving venv cannot load it
+                try:  # the service's own check: a run an older version trained is refused
+                    load_run_artifacts(
+                        Settings(
+                            BEST_MLFLOW_RUN_ID=run.info.run_id,
+                            MLFLOW_TRACKING_URI=mlruns.as_uri(),
+                        )
+                    )
+                except ModelLoadError:
+                    continue
                 logger.info(f"reusing default run {run.info.run_id} from {mlruns}")
                 return run.info.run_id
     logger.info(f"training the default model into {mlruns} (about 20-40 s)")
@@ -77,7 +85,7 @@ def default_run(mlruns: Path, retrain: bool = False) -> str:
 
 def load_model(tracking_uri: str, run_id: str) -> LoadedModel:
     """The run as the service loads it (one XGBoost thread, digests checked, warmed up)."""
-    settings = ServiceSettings(
+    settings = Settings(
         BEST_MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking_uri, HVS_LOG_FORMAT="text"
     )
     return PredictionService(settings).load()
@@ -105,8 +113,8 @@ def raw_arrays(body: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def limit_request(model: LoadedModel, body: bytes) -> np.ndarray:
     """One request's unavoidable work: parse, then the service's own features, scale and
-    predict (`score`), so the limit gets every speed-up the service gets."""
-    return score(model, ReadingBatch(*raw_arrays(body))).hazard_probability
+    predict (`LoadedModel.score`), so the limit gets every speed-up the service gets."""
+    return model.score(ReadingBatch(*raw_arrays(body)))
 
 
 def median_seconds(work: Any, budget_s: float = 1.0, min_repeats: int = 20) -> float:
@@ -132,8 +140,8 @@ def training_probabilities(model: LoadedModel, body: bytes) -> np.ndarray:
 
     from src.training.train import predict_probabilities
 
-    scaler = joblib.load(model.location.artifacts_dir / SCALER_FILE)
-    features = compute_features(*raw_arrays(body))[:, model.feature_columns]
+    scaler = joblib.load(model.artifacts.location.artifacts_dir / SCALER_FILE)
+    features = model.features(ReadingBatch(*raw_arrays(body)))
     return np.asarray(predict_probabilities(model.booster, scaler, features), dtype=np.float64)
 
 

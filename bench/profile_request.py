@@ -1,6 +1,6 @@
 """Where one POST /predict spends its time, stage by stage, in one process (no HTTP).
 
-    .venv/bin/python bench/profile_request.py [--seconds 2] [--run-id RUN]
+    .venv/bin/python -m bench.profile_request [--seconds 2] [--run-id RUN]
         [--mlruns-dir bench/results/mlruns] [--metrics {multiprocess,memory}]
 
 Stages, each the service's own function (imported, not copied, so the profile follows
@@ -8,16 +8,16 @@ the code as it changes), timed one after the other on the benchmark's request sh
 
     parse      orjson.loads of the body, as routes.predict does
     validate   schemas.parse_predict_request: pydantic, then the arrays of a ReadingBatch
-    features   compute_features on those arrays
-    scale      the scaler's affine transform, as score() applies it
-    predict    the service's predict_scaled (ONNX for few rows, XGBoost above) and the threshold
-    metrics    ModelMetrics.observe_predictions on a throwaway registry; by default with
+    features   LoadedModel.features on that batch
+    scale      LoadedModel.scale, the scaler's affine transform
+    predict    LoadedModel.probabilities (ONNX for few rows, XGBoost above) and the threshold
+    metrics    PredictionMetrics.observe_predictions on a throwaway registry; by default with
                PROMETHEUS_MULTIPROC_DIR set, as under gunicorn (file-backed values)
-    serialize  the response dict as routes.predict builds it, then orjson.dumps; checked
-               byte for byte against the real route's answer
+    serialize  responses.prediction_body + json_response, the route's own; checked byte for
+               byte against the real route's answer
 
-Two more rows for comparison: score() as one call (features + scale + predict as the
-service runs them), and the whole request through Flask's test client (routing, Werkzeug,
+Two more rows for comparison: LoadedModel.score() as one call (features + scale + predict
+as the service runs them), and the whole request through Flask's test client (routing, Werkzeug,
 prometheus-flask-exporter; no socket, but the test client's own environ building).
 Median of each stage over as many repetitions as fit in --seconds per shape, in CPU time
 of this process (everything here runs on one thread), so that other processes on a shared
@@ -34,8 +34,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's `src`
 
 logger = logging.getLogger("bench.profile")
 
@@ -72,19 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     from bench import inprocess, workload
     from bench.load import self_cpu_seconds
     from bench.servers import machine_cpu_seconds
-    from src.api import create_app, routes
-    from src.settings import ServiceSettings
+    from src.api import create_app
+    from src.api.extension import get_service
+    from src.settings import Settings
 
     mlruns = args.mlruns_dir.expanduser().resolve()
     run_id = args.run_id or inprocess.default_run(mlruns)
-    settings = ServiceSettings(
+    settings = Settings(
         BEST_MLFLOW_RUN_ID=run_id,
         MLFLOW_TRACKING_URI=mlruns.as_uri(),
         HVS_LOG_FORMAT="text",
         HVS_LOG_LEVEL="WARNING",
     )
     app = create_app(settings, load="now")
-    model = app.extensions[routes.SERVICE_KEY].model
+    model = get_service(app).model
     columns = {}
     busy_before, _ = machine_cpu_seconds()
     self_before, started = self_cpu_seconds(), time.perf_counter()
@@ -110,12 +109,12 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
     import orjson
     from prometheus_client import CollectorRegistry
 
-    from src.api import routes, schemas
-    from src.api.metrics import ModelMetrics
-    from src.features.engineering import compute_features
-    from src.services.prediction_service import predict_scaled, score
+    from src.api import schemas
+    from src.api.responses import json_response, prediction_body
+    from src.services.metrics import PredictionMetrics
+    from src.services.prediction_service import Predictions
 
-    metrics = ModelMetrics(CollectorRegistry())
+    metrics = PredictionMetrics(CollectorRegistry())
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "score", "request")}
     expected = None
     deadline = time.perf_counter() + seconds
@@ -123,23 +122,21 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
         t0 = time.process_time()
         decoded = orjson.loads(body)
         t1 = time.process_time()
-        parsed = schemas.parse_predict_request(decoded, settings.max_batch_readings)
+        batch = schemas.parse_predict_request(decoded, settings.max_batch_readings)
         t2 = time.process_time()
-        batch = parsed.batch
-        features = compute_features(batch.module_ids, batch.timestamps_s, batch.signals)
+        features = model.features(batch)
         t3 = time.process_time()
-        scaled = (features[:, model.feature_columns] - model.scale_mean) * model.scale_inverse_std
+        scaled = model.scale(features)
         t4 = time.process_time()
-        probabilities = predict_scaled(model, scaled)
+        probabilities = model.probabilities(scaled)
         hazardous = probabilities >= model.threshold
         t5 = time.process_time()
         metrics.observe_predictions(probabilities, hazardous)
         t6 = time.process_time()
-        answer = orjson.dumps(
-            response_body(model, parsed, probabilities, hazardous), option=routes._JSON_OPTIONS
-        )
+        predictions = Predictions(model.run_id, model.threshold, probabilities, hazardous)
+        answer = json_response(prediction_body(batch, predictions)).get_data()
         t7 = time.process_time()
-        score(model, batch)
+        model.score(batch)
         t8 = time.process_time()
         response = client.post("/predict", data=body, content_type="application/json")
         t9 = time.process_time()
@@ -155,34 +152,10 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
             if response.status_code != 200 or answer != expected:
                 sys.stderr.write(
                     "warning: the serialize stage no longer matches routes.predict's answer "
-                    f"(status {response.status_code}); update response_body() here\n"
+                    f"(status {response.status_code}): the route no longer builds its body "
+                    "with responses.prediction_body; profile what it does instead\n"
                 )
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def response_body(model, parsed, probabilities, hazardous) -> dict:
-    """The response as routes.predict builds it (kept in step by the byte check above)."""
-    run_id = model.run_id
-    return {
-        "model_version": run_id,
-        "threshold": model.threshold,
-        "predictions": [
-            {
-                "module_id": module_id,
-                "timestamp": timestamp,
-                "hazard_probability": probability,
-                "hazardous": flagged,
-                "model_version": run_id,
-            }
-            for module_id, timestamp, probability, flagged in zip(
-                parsed.batch.module_ids,
-                parsed.timestamps,
-                probabilities.tolist(),
-                hazardous.tolist(),
-                strict=True,
-            )
-        ],
-    }
 
 
 def table(columns: dict[str, dict[str, float]], metrics_mode: str) -> str:
@@ -205,7 +178,7 @@ def table(columns: dict[str, dict[str, float]], metrics_mode: str) -> str:
         + " |"
     )
     for name, label in (
-        ("score", "score() in one call (= features + scale + predict)"),
+        ("score", "LoadedModel.score() in one call (= features + scale + predict)"),
         ("request", "whole request, Flask test client"),
     ):
         cells = [

@@ -1,8 +1,9 @@
 """The files a training run logs and the service reads: names, digests, one contract.
 
 Every artifact's SHA-256 is recorded in `manifest.json` at training time and checked
-before anything is deserialised, so a swapped or corrupted file in a shared `mlruns`
-folder is refused instead of read (or, for an older run's `scaler.joblib`, unpickled).
+before anything is read, so a swapped or corrupted file in a shared `mlruns` folder is
+refused instead of served. (A digest list kept beside the files it covers guards against
+corruption and mistakes, not against someone who can write to the store.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from src.errors import ModelLoadError
 
 SCALER_FILE = "scaler.joblib"
+"""The fitted scaler pickled, for Python users of a run; the service never reads it."""
 SERVING_CONFIG_FILE = "serving_config.json"
 BASELINE_FILE = "baseline.json"
 MANIFEST_FILE = "manifest.json"
@@ -61,9 +63,8 @@ def verify_manifest(artifacts_dir: Path, model_dir: Path) -> dict[str, Any]:
                 problems.append(f"{path} is missing")
             elif sha256_file(path) != expected:
                 problems.append(f"{path} does not match its recorded SHA-256")
-    for required in (SCALER_FILE, SERVING_CONFIG_FILE):
-        if required not in manifest.get("run_artifacts", {}):
-            problems.append(f"the manifest records no digest for {required}")
+    if SERVING_CONFIG_FILE not in manifest.get("run_artifacts", {}):
+        problems.append(f"the manifest records no digest for {SERVING_CONFIG_FILE}")
     if MODEL_FILE not in manifest.get("model", {}):
         problems.append(f"the manifest records no digest for the model's {MODEL_FILE}")
     if problems:

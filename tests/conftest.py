@@ -3,14 +3,17 @@ store, which is then moved (as a host's mlruns folder is when mounted in a conta
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from src.settings import ServiceSettings
+from src.model_artifacts import MANIFEST_FILE, SERVING_CONFIG_FILE, sha256_file
+from src.settings import Settings
 from src.training.tracking import log_run
 from src.training.train import TrainingResult, small_config, train
 
@@ -41,9 +44,35 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     return TrainedStore(mlruns=served, run_id=run_id, result=result)
 
 
+def run_file(store: Path, run_id: str, name: str) -> Path:
+    """One of the run's own artifacts (not the logged model's) in a file store."""
+    return next(store.glob(f"*/{run_id}/artifacts/{name}"))
+
+
+def edit_serving_config(store: Path, run_id: str, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change the run's serving_config.json and re-digest it in the manifest, as someone
+    who can write to the store could: the digests still match, the content is new."""
+    path = run_file(store, run_id, SERVING_CONFIG_FILE)
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    manifest_path = run_file(store, run_id, MANIFEST_FILE)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["run_artifacts"][SERVING_CONFIG_FILE] = sha256_file(path)
+    manifest_path.write_text(json.dumps(manifest))
+
+
 @pytest.fixture
-def settings(trained_store: TrainedStore) -> ServiceSettings:
-    return ServiceSettings(
+def copied_store(trained_store: TrainedStore, tmp_path: Path) -> Path:
+    """A copy of the trained store that a test may damage."""
+    copy = tmp_path / "mlruns"
+    shutil.copytree(trained_store.mlruns, copy)
+    return copy
+
+
+@pytest.fixture
+def settings(trained_store: TrainedStore) -> Settings:
+    return Settings(
         BEST_MLFLOW_RUN_ID=trained_store.run_id,
         MLFLOW_TRACKING_URI=trained_store.tracking_uri,
         HVS_LOG_FORMAT="text",
@@ -51,7 +80,7 @@ def settings(trained_store: TrainedStore) -> ServiceSettings:
 
 
 @pytest.fixture
-def app(settings: ServiceSettings):
+def app(settings: Settings):
     from src.api import create_app
 
     return create_app(settings, load="now")

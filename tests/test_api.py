@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from src.api import create_app
+from src.api.extension import get_service
 from src.api.schemas import ErrorResponse, PredictResponse
 from src.data.signals import SIGNALS
 from src.features.engineering import FEATURE_NAMES
-from src.settings import ServiceSettings
+from src.settings import Settings
 
 
 def reading(**overrides):
@@ -199,16 +200,14 @@ def test_readiness_before_and_after_load(settings):
     assert client.get("/health").status_code == 200
     assert_error(client.get("/ready"), 503, "model_not_ready")
     assert_error(client.post("/predict", json=reading()), 503, "model_not_ready")
-    app.extensions["hvs_service"].load()
+    get_service(app).load()
     assert client.get("/ready").status_code == 200
     assert client.post("/predict", json=reading()).status_code == 200
 
 
 def test_a_run_that_cannot_be_loaded_keeps_ready_at_503(trained_store):
     missing = "0" * 32
-    settings = ServiceSettings(
-        BEST_MLFLOW_RUN_ID=missing, MLFLOW_TRACKING_URI=trained_store.tracking_uri
-    )
+    settings = Settings(BEST_MLFLOW_RUN_ID=missing, MLFLOW_TRACKING_URI=trained_store.tracking_uri)
     client = create_app(settings, load="now").test_client()
     assert client.get("/health").status_code == 200
     error = assert_error(client.get("/ready"), 503, "model_unavailable")
@@ -263,6 +262,6 @@ def test_every_timestamp_form_means_the_same_instant():
     ]
     readings = [reading(timestamp=moment) for moment in same_instant]
     for body in ({"readings": readings}, as_columns(readings)):
-        parsed = parse_predict_request(body, max_readings=10)
-        assert parsed.batch.timestamps_s.tolist() == [1767225600.0] * len(same_instant)
-        assert parsed.timestamps == same_instant  # echoed as sent
+        batch = parse_predict_request(body, max_readings=10)
+        assert batch.timestamps_s.tolist() == [1767225600.0] * len(same_instant)
+        assert list(batch.timestamps_sent) == same_instant  # echoed as sent

@@ -15,7 +15,7 @@ from tests.conftest import PROJECT_ROOT
 def test_profile_request_runs_and_its_response_matches_the_route(trained_store):
     run = ["--run-id", trained_store.run_id, "--mlruns-dir", str(trained_store.mlruns)]
     completed = subprocess.run(
-        [sys.executable, "bench/profile_request.py", "--seconds", "0.05", *run],
+        [sys.executable, "-m", "bench.profile_request", "--seconds", "0.05", *run],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

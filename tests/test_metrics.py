@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from src.api.metrics import PROBABILITY_BUCKETS, _observe_many
+from src.services.metrics import PROBABILITY_BUCKETS, observe_many
 
 
 def bucket_counts(histogram: Histogram) -> dict[str, float]:
@@ -28,6 +28,6 @@ def test_observe_many_equals_observe_one_by_one(seed):
     )
     for value in values:
         one_by_one.observe(float(value))
-    _observe_many(batched, values, PROBABILITY_BUCKETS)
+    observe_many(batched, values, PROBABILITY_BUCKETS)
     expected = {k.replace("one", "batched", 1): v for k, v in bucket_counts(one_by_one).items()}
     assert bucket_counts(batched) == pytest.approx(expected)

@@ -1,33 +1,26 @@
-"""The prediction service without HTTP: loading, integrity checks, both scoring runtimes."""
+"""The prediction service without HTTP: loading, the training/serving contract, both
+scoring runtimes, and the checks gunicorn's master shares with every worker."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from src.data.signals import SIGNALS
-from src.errors import ModelLoadError
-from src.model_artifacts import (
-    MANIFEST_FILE,
-    ONNX_FILE,
-    SCALER_FILE,
-    SERVING_CONFIG_FILE,
-    sha256_file,
-)
-from src.services.prediction_service import PredictionService, ReadingBatch
-from src.services.startup_check import check_run
+from src.data.signals import SIGNAL_NAMES, SIGNALS
+from src.errors import ModelLoadError, ModelNotReadyError
+from src.model_artifacts import ONNX_FILE, SCALER_FILE, SERVING_CONFIG_FILE
+from src.readings import ReadingBatch
+from src.services.model_loader import load_run_artifacts
+from src.services.prediction_service import PredictionService
+from src.settings import Settings
 from src.training.train import features_of, predict_probabilities
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, edit_serving_config, run_file
 
 
 def batch_of(frame) -> ReadingBatch:
-    from src.data.signals import SIGNAL_NAMES
-
     return ReadingBatch(
         module_ids=list(frame["module_id"]),
         timestamps_s=frame["timestamp_s"].to_numpy(dtype=np.float64),
@@ -35,15 +28,8 @@ def batch_of(frame) -> ReadingBatch:
     )
 
 
-@pytest.fixture
-def copied_store(trained_store, tmp_path):
-    copy = tmp_path / "mlruns"
-    shutil.copytree(trained_store.mlruns, copy)
-    return copy
-
-
-def run_file(store, run_id: str, name: str):
-    return next(store.glob(f"*/{run_id}/artifacts/{name}"))
+def reference_batch() -> ReadingBatch:
+    return ReadingBatch(["R01-M01"], np.array([1.0]), np.array([[s.reference for s in SIGNALS]]))
 
 
 def test_training_logged_an_onnx_copy_equal_to_the_booster(trained_store):
@@ -63,13 +49,21 @@ def test_both_runtimes_give_the_training_codes_probabilities(
     expected = predict_probabilities(
         trained_store.result.booster, trained_store.result.scaler, features_of(rows)
     )
-    served = service.predict(batch_of(rows)).hazard_probability
-    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)
+    predictions = service.predict(batch_of(rows))
+    np.testing.assert_allclose(predictions.hazard_probability, expected, rtol=0, atol=1e-6)
+    assert predictions.model_version == trained_store.run_id
+    np.testing.assert_array_equal(
+        predictions.hazardous, predictions.hazard_probability >= predictions.threshold
+    )
 
 
-def test_a_tampered_artifact_is_refused_before_it_is_unpickled(
-    trained_store, settings, copied_store
-):
+def test_predict_before_load_says_so(settings):
+    service = PredictionService(settings)
+    with pytest.raises(ModelNotReadyError, match="still loading"):
+        service.predict(reference_batch())
+
+
+def test_a_tampered_artifact_is_refused(trained_store, settings, copied_store):
     scaler = run_file(copied_store, trained_store.run_id, SCALER_FILE)
     scaler.write_bytes(scaler.read_bytes() + b"\x00")
     service = PredictionService(
@@ -77,7 +71,6 @@ def test_a_tampered_artifact_is_refused_before_it_is_unpickled(
     )
     with pytest.raises(ModelLoadError, match="does not match its recorded SHA-256"):
         service.load()
-    assert service.load_error is not None
     assert SCALER_FILE in service.load_error
 
 
@@ -92,11 +85,55 @@ def test_a_run_without_onnx_copy_is_served_by_xgboost(trained_store, settings, c
 
 
 def test_training_records_the_scaler_exactly_in_the_serving_config(trained_store):
-    config = json.loads(
-        run_file(trained_store.mlruns, trained_store.run_id, SERVING_CONFIG_FILE).read_text()
-    )
-    assert np.array_equal(config["scaler"]["mean"], trained_store.result.scaler.mean_)
-    assert np.array_equal(config["scaler"]["scale"], trained_store.result.scaler.scale_)
+    config = load_run_artifacts(
+        settings_for(trained_store.run_id, trained_store.tracking_uri)
+    ).config
+    assert np.array_equal(config.scaler.mean, trained_store.result.scaler.mean_)
+    assert np.array_equal(config.scaler.scale, trained_store.result.scaler.scale_)
+    assert config.code_version.startswith("hvs-prediction-api 0.1.0 (")
+
+
+def settings_for(run_id: str, tracking_uri: str) -> Settings:
+    return Settings(BEST_MLFLOW_RUN_ID=run_id, MLFLOW_TRACKING_URI=tracking_uri)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.pop("scaler"), r"never unpickles a scaler: re-train"),
+        (
+            lambda c: c.update(feature_set_version="0", code_version="hvs 0.0.1 (abc)"),
+            r"trained by hvs 0\.0\.1 \(abc\) with features set 0 .*this service computes set",
+        ),
+        (lambda c: c.update(window_s=600.0), r"window 600 s.*re-train with this one"),
+        (lambda c: c.update(rate_max_gap_s=30.0), r"rate gap 30 s"),
+        (lambda c: c.update(threshold=1.01), r"threshold must be a probability in \(0, 1\)"),
+        (lambda c: c.update(threshold=-0.2), r"threshold must be a probability"),
+        (lambda c: c.update(threshold=float("nan")), r"threshold must be a probability"),
+        (lambda c: c["feature_names"].append("h2_ppm_magic"), r"cannot compute \(h2_ppm_magic"),
+        (lambda c: c["scaler"]["scale"].__setitem__(0, 0.0), r"non-positive"),
+        (lambda c: c["signal_names"].reverse(), r"expects the raw signals"),
+    ],
+)
+def test_a_run_outside_the_contract_is_refused_by_master_and_worker_alike(
+    trained_store, copied_store, edit, message
+):
+    """Each is a run a writable store could hold with every digest matching."""
+    edit_serving_config(copied_store, trained_store.run_id, edit)
+    settings = settings_for(trained_store.run_id, copied_store.as_uri())
+    with pytest.raises(ModelLoadError, match=message):
+        load_run_artifacts(settings)  # gunicorn's master, before forking: exit 3
+    service = PredictionService(settings)
+    with pytest.raises(ModelLoadError, match=message):
+        service.load()
+    assert service.load_error is not None
+
+
+def test_the_serving_config_must_be_digested(trained_store, copied_store):
+    path = run_file(copied_store, trained_store.run_id, SERVING_CONFIG_FILE)
+    path.write_text(path.read_text().replace('"threshold": 0.', '"threshold": 0.0'))
+    with pytest.raises(ModelLoadError, match="does not match its recorded SHA-256"):
+        load_run_artifacts(settings_for(trained_store.run_id, copied_store.as_uri()))
 
 
 SERVE_WITHOUT_SCIKIT_LEARN = """
@@ -105,15 +142,17 @@ sys.modules["sklearn"] = None  # `import sklearn` now fails, as in the image
 sys.modules["joblib"] = None
 import numpy as np
 from src.data.signals import SIGNALS
-from src.services.prediction_service import PredictionService, ReadingBatch
-from src.services.startup_check import check_run
-from src.settings import ServiceSettings
-settings = ServiceSettings(BEST_MLFLOW_RUN_ID=sys.argv[1], MLFLOW_TRACKING_URI=sys.argv[2])
-check_run(settings)  # gunicorn's master
+from src.readings import ReadingBatch
+from src.services.model_loader import load_run_artifacts
+from src.services.prediction_service import PredictionService
+from src.settings import Settings
+def reference_batch():
+    return ReadingBatch(["R01-M01"], np.array([1.0]), np.array([[s.reference for s in SIGNALS]]))
+settings = Settings(BEST_MLFLOW_RUN_ID=sys.argv[1], MLFLOW_TRACKING_URI=sys.argv[2])
+load_run_artifacts(settings)  # gunicorn's master
 service = PredictionService(settings)
 service.load()
-reference = np.array([[signal.reference for signal in SIGNALS]])
-print(service.predict(ReadingBatch(["R01-M01"], np.array([1.0]), reference)).hazard_probability[0])
+print(service.predict(reference_batch()).hazard_probability[0])
 print("sklearn" in sys.modules and sys.modules["sklearn"] is not None)
 """
 
@@ -138,53 +177,6 @@ def test_serving_needs_no_scikit_learn(trained_store, settings):
     probability, sklearn_loaded = completed.stdout.split()
     service = PredictionService(settings)
     service.load()
-    expected = service.predict(
-        ReadingBatch(["R01-M01"], np.array([1.0]), np.array([[s.reference for s in SIGNALS]]))
-    )
-    assert float(probability) == pytest.approx(expected.hazard_probability[0], abs=1e-7)
+    expected = service.predict(reference_batch()).hazard_probability[0]
+    assert float(probability) == pytest.approx(expected, abs=1e-7)
     assert sklearn_loaded == "False"
-
-
-def without_recorded_scaler(store, run_id: str) -> None:
-    """Make the run look trained before serving_config.json carried the scaler (digests
-    included, as such a run's manifest records them)."""
-    path = run_file(store, run_id, SERVING_CONFIG_FILE)
-    config = json.loads(path.read_text())
-    del config["scaler"]
-    path.write_text(json.dumps(config))
-    manifest_path = run_file(store, run_id, MANIFEST_FILE)
-    manifest = json.loads(manifest_path.read_text())
-    manifest["run_artifacts"][SERVING_CONFIG_FILE] = sha256_file(path)
-    manifest_path.write_text(json.dumps(manifest))
-
-
-def test_an_older_run_with_only_the_pickled_scaler_still_serves(
-    trained_store, settings, copied_store
-):
-    without_recorded_scaler(copied_store, trained_store.run_id)
-    older = PredictionService(
-        settings.model_copy(update={"mlflow_tracking_uri": copied_store.as_uri()})
-    )
-    current = PredictionService(settings)
-    frame = trained_store.result.test_frame
-    batch = batch_of(frame[frame["module_id"] == frame["module_id"].iloc[0]].head(20))
-    older.load()
-    current.load()
-    assert np.array_equal(older.model.scale_mean, current.model.scale_mean)
-    assert np.array_equal(older.model.scale_inverse_std, current.model.scale_inverse_std)
-    np.testing.assert_array_equal(
-        older.predict(batch).hazard_probability, current.predict(batch).hazard_probability
-    )
-
-
-def test_an_older_run_without_scikit_learn_says_to_retrain(
-    trained_store, settings, copied_store, monkeypatch
-):
-    without_recorded_scaler(copied_store, trained_store.run_id)
-    monkeypatch.setitem(sys.modules, "sklearn", None)  # as in the image
-    older = settings.model_copy(update={"mlflow_tracking_uri": copied_store.as_uri()})
-    with pytest.raises(ModelLoadError, match=r"needs scikit-learn.*re-train"):
-        check_run(older)  # gunicorn's master, before forking: exit 3 with this line
-    service = PredictionService(older)
-    with pytest.raises(ModelLoadError, match=r"needs scikit-learn.*re-train"):
-        service.load()

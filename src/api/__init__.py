@@ -7,14 +7,14 @@ from typing import Literal
 
 from flask import Flask
 
-from src.settings import ServiceSettings
+from src.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 LoadMode = Literal["now", "never"]
 
 
-def create_app(settings: ServiceSettings | None = None, load: LoadMode = "now") -> Flask:
+def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flask:
     """Build the service; with load="now" the model is loaded and warmed up before return.
 
     Under gunicorn that happens in each worker after the fork and before it accepts a
@@ -23,29 +23,25 @@ def create_app(settings: ServiceSettings | None = None, load: LoadMode = "now") 
     """
     from src.api import metrics, routes
     from src.api.errors import register_error_handlers
+    from src.api.extension import init_service
     from src.errors import ModelLoadError
     from src.logging_setup import configure_logging
+    from src.services.metrics import PredictionMetrics
     from src.services.prediction_service import PredictionService
+    from src.settings import load_settings
 
-    settings = settings or ServiceSettings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     register_error_handlers(app)
-    model_metrics = metrics.init_app(app)
-    service = PredictionService(settings)
-    app.extensions[routes.SERVICE_KEY] = service
-    app.extensions[routes.SETTINGS_KEY] = settings
+    registry = metrics.init_app(app, multiprocess=settings.prometheus_multiproc_dir is not None)
+    service = PredictionService(settings, PredictionMetrics(registry))
+    init_service(app, service)
     app.register_blueprint(routes.bp)
-
-    def load_model() -> None:
+    if load == "now":
         try:
-            loaded = service.load()
+            service.load()
         except ModelLoadError as error:  # kept on the service and shown by /ready
             logger.error("model load failed, /ready answers 503: %s", error.message)
-            return
-        model_metrics.observe_model_loaded(loaded.run_id, loaded.load_seconds)
-
-    if load == "now":
-        load_model()
     return app

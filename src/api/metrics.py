@@ -1,126 +1,39 @@
-"""Prometheus metrics: HTTP traffic from prometheus-flask-exporter, plus the model's own.
+"""HTTP traffic metrics from prometheus-flask-exporter, on the app's own registry.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set (by the gunicorn config, before
 prometheus_client is imported) and every worker writes to it, so a scrape of any worker
 returns one consistent total. Each app gets its own registry: several apps in one process
-(the tests) never collide, and no metric lives in a module global.
+(the tests) never collide, and no metric lives in a module global. The model's own
+metrics are the prediction service's (src/services/metrics.py), on the same registry.
 """
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 from flask import Flask
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-EXTENSION_KEY = "hvs_metrics"
 NOT_TRAFFIC = ["^/health$", "^/ready$", "^/metrics$"]
-PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
-BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class ModelMetrics:
-    """What the model did: created once per app, labelled by model version where useful."""
+def init_app(app: Flask, multiprocess: bool) -> CollectorRegistry:
+    """Count and time the app's requests and serve /metrics; return the registry.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.predictions = Counter(
-            "hvs_predictions",
-            "Readings scored, by outcome at the run's threshold",
-            ["outcome"],
-            registry=registry,
-        )
-        self.hazard_probability = Histogram(
-            "hvs_hazard_probability",
-            "Hazard probability of each scored reading",
-            buckets=PROBABILITY_BUCKETS,
-            registry=registry,
-        )
-        self.rows_scored = Counter(
-            "hvs_rows_scored",
-            "Readings passed through the model",
-            registry=registry,
-        )
-        self.batch_readings = Histogram(
-            "hvs_request_readings",
-            "Readings per /predict request",
-            buckets=BATCH_BUCKETS,
-            registry=registry,
-        )
-        self.model_load_seconds = Gauge(
-            "hvs_model_load_seconds",
-            "Seconds the last model load and warm-up took",
-            registry=registry,
-            multiprocess_mode="livemax",
-        )
-        self.model_info = Gauge(
-            "hvs_model_info",
-            "The served model; value 1",
-            ["run_id"],
-            registry=registry,
-            multiprocess_mode="livemax",
-        )
-        self.model_ready = Gauge(
-            "hvs_model_ready",
-            "1 when every live worker has its model loaded",
-            registry=registry,
-            multiprocess_mode="livemin",
-        )
-        self.model_ready.set(0)
-
-    def observe_predictions(self, probabilities, hazardous) -> None:
-        count = int(hazardous.shape[0])
-        flagged = int(hazardous.sum())
-        self.rows_scored.inc(count)
-        self.batch_readings.observe(count)
-        if flagged:
-            self.predictions.labels(outcome="hazardous").inc(flagged)
-        if count - flagged:
-            self.predictions.labels(outcome="not_hazardous").inc(count - flagged)
-        _observe_many(self.hazard_probability, probabilities, PROBABILITY_BUCKETS)
-
-    def observe_model_loaded(self, run_id: str, load_seconds: float) -> None:
-        self.model_load_seconds.set(load_seconds)
-        self.model_info.labels(run_id=run_id).set(1)
-        self.model_ready.set(1)
-
-
-def _observe_many(histogram: Histogram, values: np.ndarray, buckets: tuple[float, ...]) -> None:
-    """Histogram.observe() for a whole batch: one increment per bucket, not per value.
-
-    prometheus_client has no batch API, and observe() per reading cost ~3 ms on a batch of
-    1,000 under gunicorn (each is a locked write to a shared file). This uses its internal
-    `_buckets` and `_sum` (stable across 0.1x-0.2x, pinned in requirements.txt); a test
-    compares the result with observe() value by value.
-    """
-    if values.size == 0:
-        return
-    # Bucket i counts values <= bounds[i] (the last bound is +Inf), exactly as observe().
-    counts = np.bincount(
-        np.searchsorted(np.asarray(buckets), values, side="left"), minlength=len(buckets) + 1
-    )
-    for bucket, count in zip(histogram._buckets, counts, strict=True):
-        if count:
-            bucket.inc(int(count))
-    histogram._sum.inc(float(values.sum()))
-
-
-def init_app(app: Flask) -> ModelMetrics:
+    multiprocess: gunicorn's workers share PROMETHEUS_MULTIPROC_DIR (set before
+    prometheus_client was imported, which is what makes its values file-backed)."""
     registry = CollectorRegistry()
     common = dict(
         group_by="endpoint",
         excluded_paths=NOT_TRAFFIC,
         registry=registry,
         default_labels={},
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        buckets=LATENCY_BUCKETS,
     )
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess:
         exporter = GunicornInternalPrometheusMetrics.for_app_factory(**common)
     else:
         exporter = PrometheusMetrics.for_app_factory(**common)
     exporter.init_app(app)
-    model_metrics = ModelMetrics(registry)
-    app.extensions[EXTENSION_KEY] = model_metrics
-    return model_metrics
+    return registry

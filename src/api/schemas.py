@@ -9,7 +9,6 @@ says a sensor reported nothing (a drop-out) and is scored as missing, as in trai
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Annotated, Any
@@ -28,7 +27,7 @@ from typing_extensions import TypedDict
 
 from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import InvalidInputError
-from src.services.prediction_service import ReadingBatch
+from src.readings import ReadingBatch
 
 ModuleId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")
@@ -145,14 +144,7 @@ _signal_values = itemgetter(*SIGNAL_NAMES)
 _timestamp_of = itemgetter("timestamp")
 
 
-@dataclass(frozen=True)
-class ParsedRequest:
-    timestamps: list[Any]
-    """Each reading's timestamp as the client sent it, for the response to echo."""
-    batch: ReadingBatch
-
-
-def parse_predict_request(body: Any, max_readings: int) -> ParsedRequest:
+def parse_predict_request(body: Any, max_readings: int) -> ReadingBatch:
     """Validate a decoded JSON body into the service's array batch.
 
     Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`.
@@ -169,17 +161,15 @@ def parse_predict_request(body: Any, max_readings: int) -> ParsedRequest:
         body = {"readings": [body]}
     _check_count(body["readings"], "readings", max_readings)
     readings = _validate(_ROWS_ADAPTER, body)["readings"]
-    return ParsedRequest(
-        timestamps=list(map(_timestamp_of, body["readings"])),
-        batch=ReadingBatch(
-            module_ids=[reading["module_id"] for reading in readings],
-            timestamps_s=_epoch_seconds(map(_timestamp_of, readings), len(readings)),
-            signals=np.array(list(map(_signal_values, readings)), dtype=np.float64),
-        ),
+    return ReadingBatch(
+        module_ids=[reading["module_id"] for reading in readings],
+        timestamps_s=_epoch_seconds(map(_timestamp_of, readings), len(readings)),
+        signals=np.array(list(map(_signal_values, readings)), dtype=np.float64),
+        timestamps_sent=list(map(_timestamp_of, body["readings"])),
     )
 
 
-def _parse_columns(body: dict[str, Any], max_readings: int) -> ParsedRequest:
+def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     columns = body["columns"]
     if isinstance(columns, dict):
         _check_count(columns.get("module_id"), "columns.module_id", max_readings)
@@ -192,15 +182,13 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ParsedRequest:
     ]
     if uneven:
         raise InvalidInputError("every column must have one value per reading", uneven)
-    return ParsedRequest(
-        timestamps=columns["timestamp"],
-        batch=ReadingBatch(
-            module_ids=validated["module_id"],
-            timestamps_s=_epoch_seconds(validated["timestamp"], count),
-            signals=np.column_stack(
-                [np.array(validated[name], dtype=np.float64) for name in SIGNAL_NAMES]
-            ),
+    return ReadingBatch(
+        module_ids=validated["module_id"],
+        timestamps_s=_epoch_seconds(validated["timestamp"], count),
+        signals=np.column_stack(
+            [np.array(validated[name], dtype=np.float64) for name in SIGNAL_NAMES]
         ),
+        timestamps_sent=columns["timestamp"],
     )
 
 

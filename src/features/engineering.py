@@ -14,6 +14,7 @@ costs tens of microseconds, and a million training rows a few seconds.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_slope_per_min_5min" for name in SLOPE_SIGNALS),
     "history_s",
 )
+
+
+def feature_contract() -> dict[str, Any]:
+    """The parameters a run must have been trained with for this code to serve it.
+
+    Training writes them into the run's serving_config.json; the service refuses a run
+    whose values differ, since the same feature names would then mean other numbers."""
+    return {
+        "feature_set_version": FEATURE_SET_VERSION,
+        "window_s": WINDOW_S,
+        "rate_max_gap_s": RATE_MAX_GAP_S,
+    }
+
 
 _REFERENCE = np.array([signal.reference for signal in SIGNALS], dtype=np.float64)
 _RATE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in RATE_SIGNALS])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import joblib
 import numpy as np
 
 from src.data.signals import HAZARD_HORIZON_S, SIGNAL_NAMES
-from src.features.engineering import FEATURE_SET_VERSION, RATE_MAX_GAP_S, WINDOW_S
+from src.features.engineering import FEATURE_SET_VERSION, feature_contract
 from src.model_artifacts import (
     BASELINE_FILE,
     MANIFEST_FILE,
@@ -38,16 +40,37 @@ BASELINE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 SERVING_PIP_REQUIREMENTS = ("xgboost-cpu", "numpy", "scikit-learn")
 
 
-def serving_config(result: TrainingResult) -> dict[str, Any]:
+def code_version() -> str:
+    """This code's package version and git commit (`+dirty` with uncommitted changes), so a
+    run that a later version refuses can say which version trained it."""
+    try:
+        package = version("hvs-prediction-api")
+    except PackageNotFoundError:
+        package = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty", "--abbrev=12"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "no git checkout"
+    return f"hvs-prediction-api {package} ({commit})"
+
+
+def serving_config(result: TrainingResult, trained_by: str) -> dict[str, Any]:
+    """What the service reads of a run (src/services/model_loader.ServingConfig)."""
     return {
         "threshold": result.threshold,
         "feature_names": list(result.feature_names),
-        "feature_set_version": FEATURE_SET_VERSION,
+        **feature_contract(),
         "signal_names": list(SIGNAL_NAMES),
         "hazard_horizon_s": HAZARD_HORIZON_S,
-        "window_s": WINDOW_S,
-        "rate_max_gap_s": RATE_MAX_GAP_S,
         "model_artifact": MODEL_NAME,
+        "code_version": trained_by,
         # The fitted StandardScaler as plain numbers (JSON keeps every float64 exactly), so
         # serving unpickles nothing and needs no scikit-learn; scaler.joblib is the same
         # object for Python users.
@@ -96,8 +119,13 @@ def log_run(
             {"feature_set_version": FEATURE_SET_VERSION, "n_features": len(result.feature_names)}
         )
         mlflow.log_metrics({k: v for k, v in result.metrics.items() if np.isfinite(v)})
+        trained_by = code_version()
         mlflow.set_tags(
-            {"project": "hvs-prediction-api", "feature_set_version": FEATURE_SET_VERSION}
+            {
+                "project": "hvs-prediction-api",
+                "feature_set_version": FEATURE_SET_VERSION,
+                "code_version": trained_by,
+            }
         )
 
         model_info = mlflow.xgboost.log_model(
@@ -110,7 +138,7 @@ def log_run(
         run_dir = Path(scratch) / "run"
         run_dir.mkdir()
         joblib.dump(result.scaler, run_dir / SCALER_FILE)
-        _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result))
+        _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result, trained_by))
         _write_json(run_dir / BASELINE_FILE, feature_baseline(result))
         if result.onnx_model is not None:
             (run_dir / ONNX_FILE).write_bytes(result.onnx_model)

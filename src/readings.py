@@ -1,0 +1,30 @@
+"""A batch of raw readings as arrays: what the API hands the service, whatever the wire format.
+
+The one type shared by the HTTP layer (which parses requests into it), the prediction
+service (which scores it) and batch tools, so none of them depends on another's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReadingBatch:
+    """Readings of any modules, in any order."""
+
+    module_ids: Sequence[str]
+    timestamps_s: np.ndarray
+    """Epoch seconds, float64, shape (n,)."""
+    signals: np.ndarray
+    """float64, shape (n, len(SIGNAL_NAMES)), NaN where a sensor reported nothing."""
+    timestamps_sent: Sequence[Any] | None = None
+    """Each reading's timestamp as the client wrote it, for answers to echo; None when the
+    batch did not come from a client."""
+
+    def __len__(self) -> int:
+        return int(self.timestamps_s.shape[0])

@@ -1,0 +1,137 @@
+"""Reads and checks one training run's artifacts: the contract between training and serving.
+
+Used twice with the same code: by gunicorn's master before any worker starts (a wrong run,
+a missing store or a run this code cannot serve stops the server at once, with one line),
+and by each worker when it loads its model. Nothing here imports xgboost (its OpenMP
+runtime must not start before the fork) or unpickles anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from src.data.signals import SIGNAL_NAMES
+from src.errors import ModelLoadError
+from src.features.engineering import FEATURE_NAMES, feature_contract
+from src.model_artifacts import SERVING_CONFIG_FILE, read_json, verify_manifest
+from src.services.model_store import RunLocation, locate_run
+from src.settings import Settings
+
+
+class ScalerNumbers(BaseModel):
+    """The fitted StandardScaler as plain numbers: what the service applies."""
+
+    mean: list[float]
+    scale: list[float]
+
+
+class ServingConfig(BaseModel):
+    """serving_config.json as training writes it; anything else is refused at load."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    threshold: float
+    feature_names: list[str] = Field(min_length=1)
+    feature_set_version: str
+    signal_names: list[str]
+    window_s: float
+    rate_max_gap_s: float
+    hazard_horizon_s: float
+    scaler: ScalerNumbers | None = None
+    code_version: str = "an earlier version"
+    """Which code trained the run (package version and git commit), for messages."""
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability_threshold(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0.0 < value < 1.0):
+            raise ValueError(f"the alarm threshold must be a probability in (0, 1), got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class RunArtifacts:
+    """A located run whose artifacts passed every check, ready for the model to be read."""
+
+    location: RunLocation
+    config: ServingConfig
+
+
+def load_run_artifacts(settings: Settings) -> RunArtifacts:
+    """Locate the configured run, verify its digests and check it fits this code, or raise
+    one ModelLoadError that says what is wrong and what to do."""
+    location = locate_run(
+        settings.mlflow_tracking_uri, settings.best_mlflow_run_id, settings.model_artifact_name
+    )
+    if settings.verify_digests:
+        verify_manifest(location.artifacts_dir, location.model_dir)
+    config = _parse_config(location)
+    _check_contract(location.run_id, config)
+    return RunArtifacts(location=location, config=config)
+
+
+def _parse_config(location: RunLocation) -> ServingConfig:
+    raw: Any = read_json(location.artifacts_dir / SERVING_CONFIG_FILE)
+    try:
+        return ServingConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(file)"
+        raise ModelLoadError(
+            f"run {location.run_id}'s {SERVING_CONFIG_FILE} is not usable ({where}: "
+            f"{first['msg'].removeprefix('Value error, ')}); re-train it (`make train`)"
+        ) from None
+
+
+def _check_contract(run_id: str, config: ServingConfig) -> None:
+    """The run must have been trained on features this code computes, the same way."""
+    ours = feature_contract()
+    theirs = {name: getattr(config, name) for name in ours}
+    if theirs != ours:
+        raise ModelLoadError(
+            f"run {run_id} was trained by {config.code_version} with features "
+            f"{_describe(theirs)}; this service computes {_describe(ours)}: serve the run "
+            "with the code version that trained it, or re-train with this one (`make train`)"
+        )
+    unknown = [name for name in config.feature_names if name not in FEATURE_NAMES]
+    if unknown:
+        raise ModelLoadError(
+            f"run {run_id} (trained by {config.code_version}) uses features this service "
+            f"cannot compute ({', '.join(unknown[:5])}); serve it with the code version "
+            "that trained it, or re-train with this one (`make train`)"
+        )
+    if tuple(config.signal_names) != SIGNAL_NAMES:
+        raise ModelLoadError(
+            f"run {run_id} (trained by {config.code_version}) expects the raw signals "
+            f"{config.signal_names}, this service reads {list(SIGNAL_NAMES)}; re-train it"
+        )
+    n_features = len(config.feature_names)
+    if config.scaler is None:
+        raise ModelLoadError(
+            f"run {run_id} was trained by {config.code_version}, before "
+            f"{SERVING_CONFIG_FILE} carried the scaler's numbers, and this service never "
+            "unpickles a scaler: re-train it with this version (`make train`)"
+        )
+    mean, scale = config.scaler.mean, config.scaler.scale
+    if len(mean) != n_features or len(scale) != n_features:
+        raise ModelLoadError(
+            f"run {run_id}'s scaler has {len(mean)} means and {len(scale)} scales for "
+            f"{n_features} features; re-train it"
+        )
+    if not all(math.isfinite(v) for v in mean) or not all(
+        math.isfinite(v) and v > 0 for v in scale
+    ):
+        raise ModelLoadError(
+            f"run {run_id}'s scaler has non-finite or non-positive values; re-train it"
+        )
+
+
+def _describe(contract: dict[str, Any]) -> str:
+    return (
+        f"set {contract['feature_set_version']} (window {contract['window_s']:g} s, "
+        f"rate gap {contract['rate_max_gap_s']:g} s)"
+    )
