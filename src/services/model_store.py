@@ -129,7 +129,12 @@ def _model_dir(client: Any, run: Any, root: Path, artifacts_dir: Path, name: str
 
 
 def _local_dir(recorded_uri: str, root: Path, experiment_id: str) -> Path:
-    """A recorded artifact location, re-rooted onto `root` when it points elsewhere."""
+    """A recorded artifact location, re-rooted onto `root`, the configured store.
+
+    Always re-rooted, even when the recorded path exists on this machine: a copy of a
+    store must be served from its own files, never from the original's. The result must
+    stay inside the store once symlinks are resolved.
+    """
     parsed = urlparse(recorded_uri)
     if parsed.scheme not in ("file", "") and len(parsed.scheme) != 1:
         raise ModelLoadError(
@@ -137,16 +142,21 @@ def _local_dir(recorded_uri: str, root: Path, experiment_id: str) -> Path:
             "runs whose artifacts live in the mounted mlruns folder"
         )
     recorded = unquote(parsed.path) if parsed.scheme == "file" else recorded_uri
-    if Path(recorded).is_dir():
-        return Path(recorded)
     # Windows paths arrive as `/C:/Users/...` from file URIs or `C:\...` when plain.
     windows = re.match(r"^/?[A-Za-z]:[\\/]", recorded)
     parts = (PureWindowsPath(recorded.lstrip("/")) if windows else PurePosixPath(recorded)).parts
-    if experiment_id in parts:
-        # The last occurrence: the store itself may sit under a folder with a numeric name.
-        index = len(parts) - 1 - parts[::-1].index(experiment_id)
-        return root.joinpath(*parts[index:])
-    raise ModelLoadError(
-        f"cannot map the recorded artifact location {recorded_uri} onto the store {root}: "
-        f"it does not contain the experiment folder {experiment_id}"
-    )
+    if experiment_id not in parts:
+        raise ModelLoadError(
+            f"cannot map the recorded artifact location {recorded_uri} onto the store {root}: "
+            f"it does not contain the experiment folder {experiment_id}"
+        )
+    # The last occurrence: the store itself may sit under a folder with a numeric name.
+    index = len(parts) - 1 - parts[::-1].index(experiment_id)
+    local = root.joinpath(*parts[index:])
+    resolved = local.resolve()
+    if not resolved.is_relative_to(root):
+        raise ModelLoadError(
+            f"the run's artifacts at {local} lead outside the store {root} (a symlink?); "
+            "the service reads only files inside the configured store"
+        )
+    return resolved

@@ -58,13 +58,21 @@ def _lead_times(frame: pd.DataFrame, flagged: np.ndarray) -> dict[str, float]:
             lead_minutes.append((onset - float(before["timestamp_s"].min())) / 60.0)
     if events == 0:
         return {}
-    leads = np.array(lead_minutes) if lead_minutes else np.array([np.nan])
+    if not lead_minutes:  # no event warned: no lead time to summarise
+        median = p10 = worst = float("nan")
+    else:
+        leads = np.array(lead_minutes)
+        median, p10, worst = (
+            float(np.median(leads)),
+            float(np.percentile(leads, 10)),
+            float(leads.min()),
+        )
     return {
         "events": float(events),
         "events_warned_fraction": len(lead_minutes) / events,
-        "lead_time_min_median": float(np.nanmedian(leads)),
-        "lead_time_min_p10": float(np.nanpercentile(leads, 10)),
-        "lead_time_min_worst": float(np.nanmin(leads)),
+        "lead_time_min_median": median,
+        "lead_time_min_p10": p10,
+        "lead_time_min_worst": worst,
     }
 
 

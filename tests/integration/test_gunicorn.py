@@ -78,15 +78,13 @@ def test_batches_of_several_modules(server, trained_store):
     assert {p["model_version"] for p in predictions} == {trained_store.run_id}
 
 
+# Every class of bad input is checked in process (tests/test_api.py); over real HTTP, one
+# of each status is enough to show gunicorn passes the JSON errors through unchanged.
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        (json.dumps({"readings": [reading(h2_ppm="x")]}), 422, "readings[0].h2_ppm"),
         (json.dumps({"readings": [reading(co_ppm=-3)]}), 422, "readings[0].co_ppm"),
-        (json.dumps({"readings": []}), 422, "readings"),
-        (json.dumps({"readings": [reading()]}).replace("1.0", "NaN", 1), 400, "(body)"),
         ("{not json", 400, "(body)"),
-        ("[]", 422, "(body)"),
     ],
 )
 def test_bad_input_gets_a_json_4xx(server, body, status, field):
