@@ -25,3 +25,16 @@ def test_every_make_target_the_readme_names_exists():
         re.findall(r"^    make ([a-z-]+)$", README, re.M)
     ):
         assert named in targets, named
+
+
+def test_the_layout_lists_only_paths_that_exist():
+    layout = README.split("## Layout", 1)[1]
+    root = Path(__file__).resolve().parents[1]
+    paths = re.findall(r"(?:^|\s)((?:src|tests|tools|bench|docs)/[\w/.]*)", layout)
+    assert len(paths) >= 10, paths
+    missing = [path for path in paths if not (root / path.rstrip(",")).exists()]
+    assert not missing, missing
+
+
+def test_the_readme_stays_short():
+    assert len(README.splitlines()) <= 200

@@ -46,7 +46,6 @@ class RunLocation:
     """The logged XGBoost model (the folder holding `MLmodel`)."""
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def store_root(tracking_uri: str) -> Path:
@@ -103,7 +102,6 @@ def locate_run(tracking_uri: str, run_id: str, model_name: str = "model") -> Run
         model_dir=model_dir,
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
-        tags={k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")},
     )
 
 
