@@ -8,7 +8,9 @@ the code as it changes), timed one after the other on the benchmark's request sh
 
     parse      orjson.loads of the body, as routes.predict does
     validate   schemas.parse_predict_request: pydantic, then the arrays of a ReadingBatch
-    features   LoadedModel.features on that batch
+    history    ModuleHistory.context and history_extent: the module-history exchange with a
+               store opened as the service opens it (embedded SQLite by default)
+    features   LoadedModel.features on the request plus its modules' history
     scale      LoadedModel.scale, the scaler's affine transform
     predict    LoadedModel.probabilities (ONNX for few rows, XGBoost above) and the threshold
     metrics    PredictionMetrics.observe_predictions on a throwaway registry; by default with
@@ -37,7 +39,16 @@ from pathlib import Path
 
 logger = logging.getLogger("bench.profile")
 
-STAGES = ("parse", "validate", "features", "scale", "predict", "metrics", "serialize")
+STAGES = (
+    "parse",
+    "validate",
+    "history",
+    "features",
+    "scale",
+    "predict",
+    "metrics",
+    "serialize",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -111,10 +122,12 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
 
     from src.api import schemas
     from src.api.responses import json_response, prediction_body
+    from src.services.history import ModuleHistory, history_extent, open_store
     from src.services.metrics import PredictionMetrics
     from src.services.prediction_service import Predictions
 
     metrics = PredictionMetrics(CollectorRegistry())
+    history = ModuleHistory(open_store(settings))
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "score", "request")}
     expected = None
     deadline = time.perf_counter() + seconds
@@ -124,26 +137,38 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
         t1 = time.process_time()
         batch = schemas.parse_predict_request(decoded, settings.max_batch_readings)
         t2 = time.process_time()
-        features = model.features(batch)
+        context = history.context(batch)
+        history_s, history_readings = history_extent(context.batch, len(batch))
         t3 = time.process_time()
-        scaled = model.scale(features)
+        features = model.features(context.batch)[: len(batch)]
         t4 = time.process_time()
+        scaled = model.scale(features)
+        t5 = time.process_time()
         probabilities = model.probabilities(scaled)
         hazardous = probabilities >= model.threshold
-        t5 = time.process_time()
-        metrics.observe_predictions(probabilities, hazardous)
         t6 = time.process_time()
-        predictions = Predictions(model.run_id, model.threshold, probabilities, hazardous)
-        answer = json_response(prediction_body(batch, predictions)).get_data()
+        metrics.observe_predictions(probabilities, hazardous)
+        metrics.observe_history(history_s)
         t7 = time.process_time()
-        model.score(batch)
+        predictions = Predictions(
+            model.run_id,
+            model.threshold,
+            probabilities,
+            hazardous,
+            history_s,
+            history_readings,
+            context.source,
+        )
+        answer = json_response(prediction_body(batch, predictions)).get_data()
         t8 = time.process_time()
-        response = client.post("/predict", data=body, content_type="application/json")
+        model.score(batch)
         t9 = time.process_time()
+        response = client.post("/predict", data=body, content_type="application/json")
+        t10 = time.process_time()
         for name, start, end in zip(
             (*STAGES, "score", "request"),
-            (t0, t1, t2, t3, t4, t5, t6, t7, t8),
-            (t1, t2, t3, t4, t5, t6, t7, t8, t9),
+            (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9),
+            (t1, t2, t3, t4, t5, t6, t7, t8, t9, t10),
             strict=True,
         ):
             samples[name].append((end - start) * 1e6)
@@ -155,6 +180,7 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
                     f"(status {response.status_code}): the route no longer builds its body "
                     "with responses.prediction_body; profile what it does instead\n"
                 )
+    history.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -68,6 +68,48 @@ class Settings(BaseSettings):
     booster (onnxruntime's per-call cost is a fraction of XGBoost's); larger ones, or all
     when 0 or when the run has no ONNX copy, by XGBoost itself."""
 
+    # ------------------------------------------------------------------ module history
+    history: bool = Field(True, validation_alias="HVS_HISTORY")
+    """Keep each module's recent readings, so a reading posted alone is scored with its
+    module's last minutes; `off`: only the request's own readings count (stateless)."""
+
+    history_url: str | None = Field(None, validation_alias="HVS_HISTORY_URL")
+    """`redis://host:6379/0` (or `rediss://`, `unix://`) to share history between replicas;
+    unset: an embedded SQLite file shared by this server's workers."""
+
+    history_path: str | None = Field(None, validation_alias="HVS_HISTORY_PATH")
+    """The embedded store's file; unset: a fresh one in a temporary folder per server."""
+
+    history_prefix: str = Field(
+        "hvs", pattern=r"^[A-Za-z0-9._:-]{1,64}$", validation_alias="HVS_HISTORY_PREFIX"
+    )
+    """Namespace of this site's keys, so sites or models sharing one Redis never mix."""
+
+    history_timeout_ms: int = Field(50, ge=1, le=10_000, validation_alias="HVS_HISTORY_TIMEOUT_MS")
+    """The store's answer must come within this; otherwise the request's own readings are
+    used (`history_source: "request"`) and the store is retried a second later."""
+
+    history_max_modules: int = Field(
+        20_000, ge=1, le=10_000_000, validation_alias="HVS_HISTORY_MAX_MODULES"
+    )
+    """Modules kept; beyond it the least recently written are evicted (counted)."""
+
+    history_max_readings: int = Field(
+        600, ge=10, le=100_000, validation_alias="HVS_HISTORY_MAX_READINGS"
+    )
+    """Readings kept per module (the newest), whatever its sampling rate."""
+
+    history_idle_s: float = Field(
+        3600.0, ge=60.0, le=30 * 86400.0, validation_alias="HVS_HISTORY_IDLE_S"
+    )
+    """A module not written for this long is forgotten."""
+
+    max_clock_ahead_s: float = Field(
+        300.0, ge=0.0, le=86400.0, validation_alias="HVS_MAX_CLOCK_AHEAD_S"
+    )
+    """Readings stamped further than this ahead of the server's clock are refused (422):
+    a wrong gateway clock would otherwise sit at the head of its module's history."""
+
     # ------------------------------------------------------------------ requests
     max_batch_readings: int = Field(
         10_000, ge=1, le=1_000_000, validation_alias="HVS_MAX_BATCH_READINGS"
@@ -136,13 +178,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("history_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "HVS_HISTORY_URL must be a redis://, rediss:// or unix:// URL (leave it unset "
+                "for the embedded store)"
+            )
+        return value
+
     @field_validator("access_log", mode="before")
     @classmethod
     def _access_log_flag(cls, value: Any) -> Any:
         # gunicorn's own convention is `-` for stdout; accept it as "on".
         return True if value == "-" else value
 
-    @field_validator("prometheus_multiproc_dir", mode="before")
+    @field_validator("prometheus_multiproc_dir", "history_url", "history_path", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

@@ -24,6 +24,15 @@ def test_profile_request_runs_and_its_response_matches_the_route(trained_store):
     assert completed.returncode == 0, completed.stderr
     assert "warning" not in completed.stderr, completed.stderr  # the byte-for-byte check
     rows = {line.split("|")[1].strip() for line in completed.stdout.splitlines() if "|" in line}
-    stages = {"parse", "validate", "features", "scale", "predict", "metrics", "serialize"}
+    stages = {
+        "parse",
+        "validate",
+        "history",
+        "features",
+        "scale",
+        "predict",
+        "metrics",
+        "serialize",
+    }
     assert stages <= rows, completed.stdout
     assert "whole request, Flask test client" in rows

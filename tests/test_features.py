@@ -9,6 +9,7 @@ from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES
 from src.features.engineering import (
     FEATURE_NAMES,
     RATE_MAX_GAP_S,
+    RATE_MIN_GAP_S,
     RATE_SIGNALS,
     SLOPE_SIGNALS,
     WINDOW_S,
@@ -17,8 +18,9 @@ from src.features.engineering import (
 )
 
 
-def reference_features(module_ids, timestamps, signals) -> np.ndarray:
+def reference_features(module_ids, timestamps, signals, max_history_s=None) -> np.ndarray:
     """Row-by-row definition of every feature, in the order of FEATURE_NAMES."""
+    horizon = np.inf if max_history_s is None else max_history_s
     rows = []
     for i in range(len(timestamps)):
         same = [
@@ -27,22 +29,24 @@ def reference_features(module_ids, timestamps, signals) -> np.ndarray:
             if module_ids[j] == module_ids[i] and (timestamps[j], j) <= (timestamps[i], i)
         ]
         same.sort(key=lambda j: (timestamps[j], j))
+        same = [j for j in same if timestamps[i] - timestamps[j] <= horizon]
         x = signals[i]
         row = list(x)
         row.append(x[SIGNAL_INDEX["cell_voltage_max_v"]] - x[SIGNAL_INDEX["cell_voltage_min_v"]])
         row.append(x[SIGNAL_INDEX["cell_temp_max_c"]] - x[SIGNAL_INDEX["ambient_temp_c"]])
-        previous = same[-2] if len(same) >= 2 else None
+        older = [j for j in same if timestamps[i] - timestamps[j] >= RATE_MIN_GAP_S]
+        previous = older[-1] if older else None
         for name in RATE_SIGNALS:
             k = SIGNAL_INDEX[name]
             if previous is None:
                 row.append(0.0)
                 continue
             dt = timestamps[i] - timestamps[previous]
-            if 0 < dt <= RATE_MAX_GAP_S:
+            if dt <= min(RATE_MAX_GAP_S, horizon):
                 row.append((x[k] - signals[previous][k]) / dt * 60.0)
             else:
                 row.append(0.0)
-        window = [j for j in same if timestamps[j] >= timestamps[i] - WINDOW_S]
+        window = [j for j in same if timestamps[j] >= timestamps[i] - min(WINDOW_S, horizon)]
         for name in WINDOW_SIGNALS:
             k = SIGNAL_INDEX[name]
             values = np.array([signals[j][k] for j in window])
@@ -55,7 +59,8 @@ def reference_features(module_ids, timestamps, signals) -> np.ndarray:
         history = timestamps[i] - timestamps[first]
         for name in SLOPE_SIGNALS:
             k = SIGNAL_INDEX[name]
-            row.append((x[k] - signals[first][k]) / history * 60.0 if history > 0 else 0.0)
+            sloped = history >= RATE_MIN_GAP_S
+            row.append((x[k] - signals[first][k]) / history * 60.0 if sloped else 0.0)
         row.append(history)
         rows.append(row)
     return np.array(rows, dtype=np.float64)
@@ -136,3 +141,26 @@ def test_single_reading_shortcut_is_bit_identical_to_the_general_code(seed):
     for row in range(2):
         alone = compute_features(["A"], np.array([0.0]), signals[row : row + 1])
         np.testing.assert_array_equal(alone[0], general[row])
+
+
+@pytest.mark.parametrize("max_history_s", [0.0, 30.0, 60.0, 120.0, 300.0])
+def test_history_can_be_capped_as_if_that_were_all_there_was(max_history_s):
+    module_ids, timestamps, signals = random_readings(5, 150, 3)
+    got = compute_features(module_ids, timestamps, signals, max_history_s=max_history_s)
+    want = reference_features(module_ids, timestamps, signals, max_history_s=max_history_s)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-7, equal_nan=True)
+
+
+def test_readings_a_fraction_of_a_second_apart_give_no_absurd_rates():
+    """A burst, a retry or a clock that stepped back: rates use a reading >= 5 s older."""
+    temperature = SIGNAL_INDEX["cell_temp_max_c"]
+    timestamps = np.array([0.0, 10.0, 10.2, 9.9])  # the last one: the clock stepped back
+    signals = np.full((4, len(SIGNAL_NAMES)), 1.0)
+    signals[:, temperature] = [30.0, 30.5, 31.0, 30.4]
+    features = compute_features(["M"] * 4, timestamps, signals)
+    rate = features[:, FEATURE_NAMES.index("cell_temp_max_c_rate_per_min")]
+    slope = features[:, FEATURE_NAMES.index("cell_temp_max_c_slope_per_min_5min")]
+    # 10.2 is measured against 0.0 (10.0 is only 0.2 s older): 1 °C in 10.2 s
+    assert rate[2] == pytest.approx(1.0 / 10.2 * 60.0)
+    assert rate[3] == pytest.approx(0.4 / 9.9 * 60.0)
+    assert np.all(np.abs(rate) < 10.0) and np.all(np.abs(slope) < 10.0)

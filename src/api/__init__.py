@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     from src.api.extension import init_service
     from src.errors import ModelLoadError
     from src.logging_setup import configure_logging
+    from src.services.history import open_store
     from src.services.metrics import PredictionMetrics
     from src.services.prediction_service import PredictionService
     from src.settings import load_settings
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     register_error_handlers(app)
     registry = metrics.init_app(app, multiprocess=settings.prometheus_multiproc_dir is not None)
-    service = PredictionService(settings, PredictionMetrics(registry))
+    service = PredictionService(settings, PredictionMetrics(registry), open_store(settings))
     init_service(app, service)
     app.register_blueprint(routes.bp)
     if load == "now":

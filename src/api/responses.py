@@ -17,6 +17,7 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
     """The /predict answer: one prediction per reading, in the request's order, each
     echoing the reading's module and timestamp as sent (schemas.PredictResponse)."""
     version = predictions.model_version
+    source = predictions.history_source
     timestamps = batch.timestamps_sent
     if timestamps is None:
         timestamps = batch.timestamps_s.tolist()
@@ -29,13 +30,18 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
                 "timestamp": timestamp,
                 "hazard_probability": probability,
                 "hazardous": hazardous,
+                "history_s": history_s,
+                "history_readings": history_readings,
+                "history_source": source,
                 "model_version": version,
             }
-            for module_id, timestamp, probability, hazardous in zip(
+            for module_id, timestamp, probability, hazardous, history_s, history_readings in zip(
                 batch.module_ids,
                 timestamps,
                 predictions.hazard_probability.tolist(),
                 predictions.hazardous.tolist(),
+                predictions.history_s.tolist(),
+                predictions.history_readings.tolist(),
                 strict=True,
             )
         ],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -114,6 +114,16 @@ class Prediction(BaseModel):
     timestamp: str | float = Field(description="The reading's timestamp, as it was sent")
     hazard_probability: float = Field(ge=0.0, le=1.0)
     hazardous: bool = Field(description="hazard_probability >= the run's threshold")
+    history_s: float = Field(
+        ge=0.0,
+        description="Seconds back to the oldest earlier reading of the module (stored or in "
+        "this request) that the features used; 0: the reading was scored alone",
+    )
+    history_readings: int = Field(ge=0, description="How many earlier readings the features used")
+    history_source: Literal["store", "request"] = Field(
+        description="store: the module's stored history plus the request; request: the "
+        "request alone (history off, or the store unavailable)"
+    )
     model_version: str = Field(description="MLflow run id of the model that scored it")
 
 

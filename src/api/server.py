@@ -69,11 +69,11 @@ class _Hooks:
     """gunicorn's server hooks for one server. Made in the master before the first fork,
     so every worker holds the same drain (its flag is shared memory)."""
 
-    def __init__(self, settings: Settings, made_metrics_dir: bool) -> None:
+    def __init__(self, settings: Settings, made_dirs: list[str]) -> None:
         from src.api.drain import Drain
 
         self.settings = settings
-        self.made_metrics_dir = made_metrics_dir
+        self.made_dirs = made_dirs
         self.drain = Drain(settings.drain_s)
 
     def on_starting(self, server: Any) -> None:
@@ -115,9 +115,9 @@ class _Hooks:
         multiprocess.mark_process_dead(worker.pid)
 
     def on_exit(self, server: Any) -> None:
-        """Remove the metrics folder this server made itself; an operator's is only emptied."""
-        if self.made_metrics_dir and self.settings.prometheus_multiproc_dir:
-            shutil.rmtree(self.settings.prometheus_multiproc_dir, ignore_errors=True)
+        """Remove the folders this server made itself; an operator's are left alone."""
+        for folder in self.made_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def gunicorn_options(settings: Settings, hooks: _Hooks) -> dict[str, Any]:
@@ -166,16 +166,25 @@ def serve(settings: Settings) -> None:
     """Run gunicorn in this process (the master; PID 1 in the container) until stopped."""
     from gunicorn.app.base import BaseApplication
 
-    made_metrics_dir = settings.prometheus_multiproc_dir is None
-    metrics_dir = settings.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="hvs-prometheus-")
+    made_dirs: list[str] = []
+    metrics_dir = settings.prometheus_multiproc_dir
+    if metrics_dir is None:
+        metrics_dir = tempfile.mkdtemp(prefix="hvs-prometheus-")
+        made_dirs.append(metrics_dir)
     Path(metrics_dir).mkdir(parents=True, exist_ok=True)
     settings = settings.model_copy(update={"prometheus_multiproc_dir": metrics_dir})
+    if settings.history and settings.history_url is None and settings.history_path is None:
+        # One embedded store for all of this server's workers, none shared with another.
+        history_dir = tempfile.mkdtemp(prefix="hvs-history-")
+        made_dirs.append(history_dir)
+        history_path = str(Path(history_dir) / "history.sqlite3")
+        settings = settings.model_copy(update={"history_path": history_path})
     # Before anything imports prometheus_client (the app, in the workers, after the fork).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     # One OpenMP thread per worker unless asked otherwise: two workers on two cores
     # fighting over OpenMP threads made one-reading requests many times slower.
     os.environ.setdefault("OMP_NUM_THREADS", str(settings.xgboost_nthread))
-    hooks = _Hooks(settings, made_metrics_dir)
+    hooks = _Hooks(settings, made_dirs)
 
     class HvsServer(BaseApplication):
         def load_config(self) -> None:

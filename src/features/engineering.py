@@ -20,11 +20,16 @@ import numpy as np
 
 from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES, SIGNALS
 
-FEATURE_SET_VERSION = "1"
+FEATURE_SET_VERSION = "2"
 """Bumped whenever a feature's definition changes; logged with every run."""
 
 RATE_MAX_GAP_S = 120.0
 """A previous reading older than this is too old to define a rate of change."""
+
+RATE_MIN_GAP_S = 5.0
+"""Rates and slopes never divide by less: a reading closer than this to the previous one
+(a retry, a clock that stepped back, a burst) is measured against the latest reading at
+least this much older. Half the BMS's 10 s period, so it never matters on a steady feed."""
 
 WINDOW_S = 300.0
 """Rolling statistics cover the readings of the last five minutes, this one included."""
@@ -62,7 +67,12 @@ def feature_contract() -> dict[str, Any]:
         "feature_set_version": FEATURE_SET_VERSION,
         "window_s": WINDOW_S,
         "rate_max_gap_s": RATE_MAX_GAP_S,
+        "rate_min_gap_s": RATE_MIN_GAP_S,
     }
+
+
+HISTORY_LOOKBACK_S = max(WINDOW_S, RATE_MAX_GAP_S)
+"""How far back any feature looks: what a history store must keep of each module."""
 
 
 _REFERENCE = np.array([signal.reference for signal in SIGNALS], dtype=np.float64)
@@ -78,12 +88,16 @@ def compute_features(
     module_ids: Sequence[str] | np.ndarray,
     timestamps_s: np.ndarray,
     signals: np.ndarray,
+    max_history_s: float | None = None,
 ) -> np.ndarray:
     """Engineered features, one row per reading, in the input order and FEATURE_NAMES order.
 
     module_ids: one id per reading; readings of the same id form one series.
     timestamps_s: epoch seconds per reading; readings may come in any order.
     signals: shape (n_readings, len(SIGNAL_NAMES)), float, NaN where a value is missing.
+    max_history_s: let every reading see at most this many seconds of its module's past,
+        as if that were all the history there was (evaluation by history length); 0 makes
+        every reading a lone one.
     """
     timestamps_s = np.asarray(timestamps_s, dtype=np.float64)
     signals = np.asarray(signals, dtype=np.float64)
@@ -96,9 +110,12 @@ def compute_features(
     if n_rows == 0:
         return features
 
-    if n_rows == 1:
-        features[0] = _first_reading_features(signals[0])
+    if n_rows == 1 or max_history_s == 0:
+        for row in range(n_rows):
+            features[row] = _first_reading_features(signals[row])
         return features
+    window_s = WINDOW_S if max_history_s is None else min(WINDOW_S, max_history_s)
+    rate_gap_s = RATE_MAX_GAP_S if max_history_s is None else min(RATE_MAX_GAP_S, max_history_s)
 
     _, group = np.unique(np.asarray(module_ids), return_inverse=True)
     order = np.lexsort((timestamps_s, group))
@@ -109,15 +126,15 @@ def compute_features(
     relative_t = t - t.min()
     stride = float(relative_t.max()) + WINDOW_S + RATE_MAX_GAP_S + 1.0
     key = group * stride + relative_t
-    window_start = np.searchsorted(key, key - WINDOW_S, side="left")
+    window_start = np.searchsorted(key, key - window_s, side="left")
 
-    has_previous = np.zeros(n_rows, dtype=bool)
-    has_previous[1:] = group[1:] == group[:-1]
-    dt = np.zeros(n_rows)
-    dt[1:] = t[1:] - t[:-1]
-    rate_ok = (has_previous & (dt > 0) & (dt <= RATE_MAX_GAP_S))[:, None]
+    # The latest earlier reading of the same module at least RATE_MIN_GAP_S older.
+    previous_row = np.searchsorted(key, key - RATE_MIN_GAP_S, side="right") - 1
+    has_previous = (previous_row >= 0) & (group[np.maximum(previous_row, 0)] == group)
+    dt = t - t[np.maximum(previous_row, 0)]
+    rate_ok = (has_previous & (dt <= rate_gap_s))[:, None]
     rated = x[:, _RATE_COLUMNS]
-    previous = np.concatenate((rated[:1], rated[:-1]))
+    previous = rated[np.maximum(previous_row, 0)]
     rates = np.where(rate_ok, (rated - previous) / np.where(rate_ok, dt[:, None], 1.0) * 60.0, 0.0)
 
     windowed = x[:, _WINDOW_COLUMNS]
@@ -127,7 +144,7 @@ def compute_features(
     ).reshape(n_rows, -1)
 
     history = t - t[window_start]
-    has_history = (history > 0)[:, None]
+    has_history = (history >= RATE_MIN_GAP_S)[:, None]
     sloped = x[:, _SLOPE_COLUMNS]
     slopes = np.where(
         has_history,

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+HISTORY_BUCKETS = (0.0, 10.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0)
+"""Seconds of history a reading's features had (the lookback is 300 s)."""
 
 
 class PredictionMetrics:
@@ -58,6 +60,28 @@ class PredictionMetrics:
             multiprocess_mode="livemin",
         )
         self.model_ready.set(0)
+        self.history_seconds = Histogram(
+            "hvs_history_seconds",
+            "Seconds of the module's history each scored reading's features had",
+            buckets=HISTORY_BUCKETS,
+            registry=registry,
+        )
+        self.history_store_up = Gauge(
+            "hvs_history_store_up",
+            "1 when every live worker reaches the history store, 0 when one does not",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.history_fallbacks = Counter(
+            "hvs_history_fallback_readings",
+            "Readings scored from their request alone because the history store failed",
+            registry=registry,
+        )
+        self.history_evictions = Counter(
+            "hvs_history_evicted_modules",
+            "Modules dropped from the history store because it held too many",
+            registry=registry,
+        )
 
     def observe_predictions(self, probabilities: np.ndarray, hazardous: np.ndarray) -> None:
         count = int(hazardous.shape[0])
@@ -68,6 +92,9 @@ class PredictionMetrics:
         if count - flagged:
             self.predictions.labels(outcome="not_hazardous").inc(count - flagged)
         observe_many(self.hazard_probability, probabilities, PROBABILITY_BUCKETS)
+
+    def observe_history(self, seconds: np.ndarray) -> None:
+        observe_many(self.history_seconds, seconds, HISTORY_BUCKETS)
 
     def observe_model_loaded(self, run_id: str, load_seconds: float) -> None:
         self.model_load_seconds.set(load_seconds)

@@ -40,6 +40,8 @@ class ServingConfig(BaseModel):
     signal_names: list[str]
     window_s: float
     rate_max_gap_s: float
+    rate_min_gap_s: float | None = None
+    """Absent in runs trained before feature set 2: they are refused by the contract check."""
     hazard_horizon_s: float
     scaler: ScalerNumbers | None = None
     code_version: str = "an earlier version"

@@ -23,6 +23,7 @@ from src.features.engineering import FEATURE_NAMES, compute_features
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
+from src.services.history import HistorySource, HistoryStore, ModuleHistory, history_extent
 from src.services.metrics import PredictionMetrics
 from src.services.model_loader import RunArtifacts, load_run_artifacts
 from src.settings import Settings
@@ -32,12 +33,20 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Predictions:
-    """What the model answered for a batch, in the batch's order, and which model it was."""
+    """What the model answered for a batch, in the batch's order, which model it was, and
+    how much of each module's history the answer rests on."""
 
     model_version: str
     threshold: float
     hazard_probability: np.ndarray
     hazardous: np.ndarray
+    history_s: np.ndarray
+    """Seconds back to the oldest earlier reading of the module its features used."""
+    history_readings: np.ndarray
+    """How many earlier readings of the module its features used."""
+    history_source: HistorySource
+    """`store`: the module's stored history and the request; `request`: the request alone
+    (history off, or the store unavailable)."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,26 @@ class LoadedModel:
 
 
 class PredictionService:
-    """Loads the configured run, then predicts; observes its own metrics when given some."""
+    """Loads the configured run, then predicts over each module's history; observes its own
+    metrics when given some."""
 
-    def __init__(self, settings: Settings, metrics: PredictionMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PredictionMetrics | None = None,
+        history: HistoryStore | None = None,
+    ) -> None:
         self.settings = settings
         self._metrics = metrics
+        if metrics is None:
+            self._history = ModuleHistory(history)
+        else:
+            self._history = ModuleHistory(
+                history,
+                on_state=lambda up: metrics.history_store_up.set(1 if up else 0),
+                on_fallback=metrics.history_fallbacks.inc,
+                on_evicted=metrics.history_evictions.inc,
+            )
         self._model: LoadedModel | None = None
         self._load_error: str | None = None
         self._lock = threading.Lock()
@@ -156,12 +180,29 @@ class PredictionService:
         return model
 
     def predict(self, batch: ReadingBatch) -> Predictions:
+        """Score the batch; its readings join their modules' history (when it is on)."""
         model = self.model
-        probabilities = model.score(batch)
+        context = self._history.context(batch)
+        n_request = len(batch)
+        features = model.features(context.batch)[:n_request]
+        probabilities = model.probabilities(model.scale(features))
         hazardous = probabilities >= model.threshold
+        history_s, history_readings = history_extent(context.batch, n_request)
         if self._metrics is not None:
             self._metrics.observe_predictions(probabilities, hazardous)
-        return Predictions(model.run_id, model.threshold, probabilities, hazardous)
+            self._metrics.observe_history(history_s)
+        return Predictions(
+            model.run_id,
+            model.threshold,
+            probabilities,
+            hazardous,
+            history_s,
+            history_readings,
+            context.source,
+        )
+
+    def close(self) -> None:
+        self._history.close()
 
     def describe(self) -> dict[str, Any]:
         return self.model.describe()
