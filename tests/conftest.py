@@ -93,6 +93,15 @@ def client(app) -> Iterator:
 
 
 @pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def payload_normal() -> bytes:
     return (PROJECT_ROOT / "test_payload.json").read_bytes()
 

@@ -250,7 +250,10 @@ def test_every_timestamp_form_means_the_same_instant():
         1767225600,
         1767225600.0,
     ]
-    readings = [reading(timestamp=moment) for moment in same_instant]
+    readings = [
+        reading(module_id=f"R01-M{i:02d}", timestamp=moment)
+        for i, moment in enumerate(same_instant)
+    ]
     for body in ({"readings": readings}, as_columns(readings)):
         batch = parse_predict_request(body, max_readings=10)
         assert batch.timestamps_s.tolist() == [1767225600.0] * len(same_instant)
@@ -278,3 +281,22 @@ def test_an_unexpected_error_is_a_json_500_logged_and_counted(settings, caplog):
     }
     assert ("flask_http_request_exceptions_total", "500") in samples
     assert ("flask_http_request_total", "500") in samples
+
+
+def test_a_reading_from_the_future_or_twice_in_a_request_is_refused(client):
+    now = datetime.now(UTC).timestamp()
+    error = assert_error(
+        client.post("/predict", json={"readings": [reading(), reading(timestamp=now + 3600)]}),
+        422,
+        "invalid_input",
+        "readings[1].timestamp",
+    )
+    assert "check the gateway's clock" in error["message"]
+    assert client.post("/predict", json=reading(timestamp=now + 60)).status_code == 200
+    error = assert_error(
+        client.post("/predict", json=as_columns([reading(), reading(), reading(timestamp=5)])),
+        422,
+        "invalid_input",
+        "columns.timestamp[1]",
+    )
+    assert error["details"][0]["problem"] == "the same module and timestamp as reading 0"

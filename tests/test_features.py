@@ -163,4 +163,5 @@ def test_readings_a_fraction_of_a_second_apart_give_no_absurd_rates():
     # 10.2 is measured against 0.0 (10.0 is only 0.2 s older): 1 °C in 10.2 s
     assert rate[2] == pytest.approx(1.0 / 10.2 * 60.0)
     assert rate[3] == pytest.approx(0.4 / 9.9 * 60.0)
-    assert np.all(np.abs(rate) < 10.0) and np.all(np.abs(slope) < 10.0)
+    assert np.all(np.abs(rate) < 10.0)
+    assert np.all(np.abs(slope) < 10.0)

@@ -6,6 +6,8 @@ service predicts (and observes its own metrics), `responses` builds the body.
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from flask import Blueprint, Response, request
 
@@ -28,7 +30,10 @@ def predict() -> Response:
             "the one in test_payload.json with Content-Type: application/json",
             [{"field": "(body)", "problem": "not valid JSON"}],
         ) from None
-    batch = schemas.parse_predict_request(body, service.settings.max_batch_readings)
+    settings = service.settings
+    batch = schemas.parse_predict_request(
+        body, settings.max_batch_readings, time.time() + settings.max_clock_ahead_s
+    )
     return json_response(prediction_body(batch, service.predict(batch)))
 
 

@@ -154,10 +154,14 @@ _signal_values = itemgetter(*SIGNAL_NAMES)
 _timestamp_of = itemgetter("timestamp")
 
 
-def parse_predict_request(body: Any, max_readings: int) -> ReadingBatch:
+def parse_predict_request(
+    body: Any, max_readings: int, latest_timestamp_s: float = np.inf
+) -> ReadingBatch:
     """Validate a decoded JSON body into the service's array batch.
 
-    Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`.
+    Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`. Readings
+    stamped after latest_timestamp_s (the server's clock plus the allowed skew) and a
+    second reading of one module at one timestamp are refused.
     """
     if not isinstance(body, dict):
         raise InvalidInputError(
@@ -166,7 +170,16 @@ def parse_predict_request(body: Any, max_readings: int) -> ReadingBatch:
             [{"field": "(body)", "problem": f"expected an object, got {type(body).__name__}"}],
         )
     if "columns" in body:
-        return _parse_columns(body, max_readings)
+        batch = _parse_columns(body, max_readings)
+        field = "columns.timestamp[{}]"
+    else:
+        batch = _parse_rows(body, max_readings)
+        field = "readings[{}].timestamp"
+    _check_timestamps(batch, latest_timestamp_s, field)
+    return batch
+
+
+def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     if "readings" not in body:
         body = {"readings": [body]}
     _check_count(body["readings"], "readings", max_readings)
@@ -200,6 +213,34 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
         ),
         timestamps_sent=columns["timestamp"],
     )
+
+
+def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> None:
+    """No reading from the future (a wrong clock would head its module's history), and
+    one reading per module and timestamp (a second would be a client's bug)."""
+    ahead = np.flatnonzero(batch.timestamps_s > latest_s)
+    if ahead.size:
+        seconds = float(batch.timestamps_s[ahead[0]] - latest_s)
+        raise InvalidInputError(
+            f"{ahead.size} reading(s) stamped in the future, the first {seconds:.0f} s beyond "
+            "the accepted clock skew (HVS_MAX_CLOCK_AHEAD_S); check the gateway's clock (NTP)",
+            [{"field": field.format(int(ahead[0])), "problem": "later than the server's clock"}],
+        )
+    if len(batch) > 1:
+        seen: dict[tuple[str, float], int] = {}
+        for index, key in enumerate(
+            zip(batch.module_ids, batch.timestamps_s.tolist(), strict=True)
+        ):
+            if seen.setdefault(key, index) != index:
+                raise InvalidInputError(
+                    "two readings of one module at one timestamp; send each reading once",
+                    [
+                        {
+                            "field": field.format(index),
+                            "problem": f"the same module and timestamp as reading {seen[key]}",
+                        }
+                    ],
+                )
 
 
 def _check_count(items: Any, field: str, max_readings: int) -> None:
