@@ -24,6 +24,7 @@
 #        IMAGE        tag to build (default: localhost/hvs-prediction-api:latest)
 #        PYTHON       host Python with requirements-dev.txt (default: <repo>/.venv/bin/python)
 #        STOP_GRACE_SECONDS  the stop's grace period (default: 10)
+#        BUILD_ARGS   extra words for the image build, e.g. BUILD_ARGS=--no-cache
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd -P)
@@ -132,9 +133,10 @@ pass "python:3.11-slim is in $CTR_STORE"
 
 step "2. build"
 build_start=$(date +%s.%N)
-ctr_build -f "$REPO/Dockerfile" -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1 \
+# shellcheck disable=SC2086  # BUILD_ARGS is meant to split into words
+ctr_build ${BUILD_ARGS:-} -f "$REPO/Dockerfile" -t "$IMAGE" "$REPO" >"$WORK/build.log" 2>&1 \
   || { tail -n 40 "$WORK/build.log" >&2; fail "the image did not build (log: $WORK/build.log)" \
-    "read the failing step above; a pip that cannot reach its index means the host's 'pip config list' does not work either; tools/container/build.sh rebuilds alone"; }
+    "read the failing step above. pip cannot reach its index? buildah's RUN steps use the host's 'pip config list' (check it works on the host); docker's get none, so PyPI must be reachable from inside the build. tools/container/build.sh rebuilds alone"; }
 build_seconds=$(awk -v a="$build_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 image_size=$(ctr image inspect -f '{{.Size}}' "$IMAGE")
 # buildah and docker's classic builder say "Using cache", BuildKit "CACHED"

@@ -14,7 +14,8 @@ if [ "$CTR_ENGINE" = podman ]; then
   ctr rm -a -f -t 0 >/dev/null 2>&1 || true
   buildah rm --all >/dev/null 2>&1 || true
   # Deepest mounts first, so each parent is free when its turn comes.
-  grep -F " $CTR_ROOT/" /proc/mounts | awk '{ print $2 }' | sort -r | while read -r mnt; do
+  # (awk, not grep: no mount at all is the usual case and must not stop the script)
+  awk -v root="$CTR_ROOT/" 'index($2, root) == 1 { print $2 }' /proc/mounts | sort -r | while read -r mnt; do
     umount "$mnt" || umount -l "$mnt"
   done
 fi
