@@ -40,7 +40,7 @@ test: test-python test-container ## the whole test suite, as CI runs it
 test-python: install ## unit and integration tests (real gunicorn on loopback)
 	$(PY) -m pytest
 
-test-container: install ## build the image with buildah, run it with podman (needs root; apt-installs them)
+test-container: install ## build and run the image: docker if an engine answers, else buildah + podman (as root, apt-installs them)
 	bash tests/container/run_container_tests.sh
 
 lint: install ## ruff and hadolint
