@@ -170,7 +170,7 @@ intruders=$({
 } || true)
 [ -z "$intruders" ] || fail "the build context held what .dockerignore should keep out:
 $(echo "$intruders" | head -n 20)" "keep .dockerignore an allow-list ('*', then '!requirements.txt', '!src/' and the generated-file patterns)"
-grep -qx 'src/api/gunicorn_conf.py' "$WORK/context.txt" || fail "src/ missing from the context" \
+grep -qx 'src/api/server.py' "$WORK/context.txt" || fail "src/ missing from the context" \
   "keep '!src/' in .dockerignore"
 pass "context: $(wc -l <"$WORK/context.txt") paths, only requirements.txt and src/ (no .git, .venv, tests, caches)"
 pycache=$(ctr_quiet run --rm --network none --entrypoint find "$IMAGE" /app -name __pycache__)
@@ -244,8 +244,8 @@ rows=$("$PYTHON" -c 'import json, sys; print(sum(len(json.load(open(f))["reading
 curl -sS --max-time 5 "$URL/metrics" -o "$WORK/metrics.txt"
 grep -q "^hvs_model_info{run_id=\"$RUN_ID\"} 1.0$" "$WORK/metrics.txt" || fail "/metrics lacks hvs_model_info for the run" \
   "see $WORK/metrics.txt; PROMETHEUS_MULTIPROC_DIR must stay set in the Dockerfile"
-scored=$(awk '$1 == "hvs_rows_scored_total" { print $2 }' "$WORK/metrics.txt")
-[ "${scored%.0}" = "$rows" ] || fail "/metrics: hvs_rows_scored_total is '$scored', expected $rows over all workers" \
+scored=$(awk '$1 ~ /^hvs_predictions_total/ { total += $2 } END { print total + 0 }' "$WORK/metrics.txt")
+[ "${scored%.0}" = "$rows" ] || fail "/metrics: hvs_predictions_total adds up to '$scored', expected $rows over all workers" \
   "the workers' counters do not add up: check the Prometheus multiprocess folder (PROMETHEUS_MULTIPROC_DIR)"
 pass "/metrics: model info, $rows rows scored in total over the workers"
 ctr_healthcheck "$APP" >/dev/null 2>>"$WORK/engine.log" || fail "the image's HEALTHCHECK fails on a ready container" \
@@ -304,7 +304,7 @@ step "4. $CTR_ENGINE stop under load"
 stop_under_load "$APP" "$URL"
 check_json "$LOAD" "d['ready_lost_at_seconds'] is not None and d['ok_after_ready_lost'] > 0" \
   "/ready went 503 while /predict was still served (the drain)" \
-  "the drain did not show: HVS_DRAIN_SECONDS must be above 0 and src/api/drain.py's hooks in gunicorn_conf.py"
+  "the drain did not show: HVS_DRAIN_SECONDS must be above 0 and src/api/drain.py's hooks in src/api/server.py"
 check_json_logs "$APP"
 grep -q '"SIGTERM: draining' "$WORK/$APP.log" || fail "no drain in the log" \
   "the SIGTERM must reach gunicorn: keep the Dockerfile's exec-form CMD"
