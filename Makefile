@@ -37,7 +37,8 @@ run: install ## train a default model if none exists, then serve the newest run
 
 test: test-python test-container ## the whole test suite, as CI runs it
 
-test-python: install ## unit and integration tests (real gunicorn on loopback)
+test-python: install ## unit and integration tests (real gunicorn, redis-server on loopback)
+	@bash tools/test_deps.sh
 	$(PY) -m pytest
 
 test-container: install ## build and run the image: docker if an engine answers, else buildah + podman (as root, apt-installs them)
@@ -45,11 +46,11 @@ test-container: install ## build and run the image: docker if an engine answers,
 
 lint: install ## ruff and hadolint
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff format --check src tests bench tools
 	$(VENV)/bin/hadolint Dockerfile
 
 format: install
-	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff format src tests bench tools
 	$(VENV)/bin/ruff check --fix .
 
 clean:

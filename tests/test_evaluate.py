@@ -37,6 +37,8 @@ def test_lead_time_is_the_first_flag_within_the_lookback_before_onset():
     assert metrics["events_warned_fraction"] == 1.0
     assert metrics["lead_time_min_median"] == pytest.approx(5.0)
     assert metrics["lead_time_min_worst"] == pytest.approx(5.0)
+    assert metrics["events_warned_5min_fraction"] == 1.0
+    assert metrics["events_warned_10min_fraction"] == 0.0
 
 
 def test_an_event_flagged_only_after_onset_is_not_warned():

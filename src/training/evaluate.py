@@ -9,6 +9,10 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 LEAD_TIME_LOOKBACK_S = 1800.0
 """Alarms up to 30 minutes before onset count as warnings of that event."""
 
+USEFUL_LEAD_MIN = (5.0, 10.0)
+"""Lead times reported as shares of events warned at least this many minutes ahead: 5 is
+what GB 38031 asks of an EV battery's thermal-event warning."""
+
 
 def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, target_recall: float) -> float:
     """The highest threshold that still flags at least target_recall of hazardous readings."""
@@ -67,9 +71,15 @@ def _lead_times(frame: pd.DataFrame, flagged: np.ndarray) -> dict[str, float]:
             float(np.percentile(leads, 10)),
             float(leads.min()),
         )
+    warned_ahead = {
+        f"events_warned_{minutes:g}min_fraction": sum(lead >= minutes for lead in lead_minutes)
+        / events
+        for minutes in USEFUL_LEAD_MIN
+    }
     return {
         "events": float(events),
         "events_warned_fraction": len(lead_minutes) / events,
+        **warned_ahead,
         "lead_time_min_median": median,
         "lead_time_min_p10": p10,
         "lead_time_min_worst": worst,

@@ -27,6 +27,19 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): how far a long stage has come."""
 
+TRUNCATED_HISTORY_S = (0.0, 30.0, 60.0, 120.0, 180.0)
+"""Training also sees readings as if only this much of their module's history were known
+(a module that has just started posting, a store that has just come back): every
+hazardous reading, and a sample of the healthy ones, once per length. Without them "no
+history" only ever occurred at the start of healthy series, and read as "healthy"."""
+
+TRUNCATED_HEALTHY_FRACTION = 0.1
+"""Share of the healthy training readings added once per truncated history length."""
+
+EVALUATED_HISTORY_S = (0.0, 60.0, 120.0, 300.0)
+"""The test set is also scored as if each reading had only this much history: the run
+logs how early events are warned when a module has just started posting."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -92,13 +105,27 @@ class TrainingResult:
     """The booster as ONNX, equal to it on the test rows; None if conversion was not possible."""
 
 
-def features_of(frame: pd.DataFrame) -> np.ndarray:
-    """Engineered features for telemetry rows, exactly as the service computes them."""
+def features_of(frame: pd.DataFrame, max_history_s: float | None = None) -> np.ndarray:
+    """Engineered features for telemetry rows, exactly as the service computes them; with
+    max_history_s, as if each reading's module had only that much history."""
     return compute_features(
         frame["module_id"].to_numpy(),
         frame["timestamp_s"].to_numpy(dtype=np.float64),
         frame[list(SIGNAL_NAMES)].to_numpy(dtype=np.float64),
+        max_history_s=max_history_s,
     )
+
+
+def truncated_history_rows(
+    frame: pd.DataFrame, labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Extra training rows: readings with their history cut to each TRUNCATED_HISTORY_S."""
+    extra_features, extra_labels = [], []
+    for seconds in TRUNCATED_HISTORY_S:
+        chosen = (labels == 1) | (rng.random(labels.size) < TRUNCATED_HEALTHY_FRACTION)
+        extra_features.append(features_of(frame, max_history_s=seconds)[chosen])
+        extra_labels.append(labels[chosen])
+    return np.concatenate(extra_features), np.concatenate(extra_labels)
 
 
 def predict_probabilities(
@@ -142,9 +169,16 @@ def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingR
     labels = frame["hazardous"].to_numpy(dtype=np.int8)
     masks = split_modules(frame, config)
 
-    scaler = StandardScaler().fit(features[masks["train"]])
+    train_frame = frame[masks["train"]]
+    cold_features, cold_labels = truncated_history_rows(
+        train_frame, labels[masks["train"]], np.random.default_rng(config.seed)
+    )
+    train_features = np.concatenate((features[masks["train"]], cold_features))
+    scaler = StandardScaler().fit(train_features)
     scaled = {name: scaler.transform(features[mask]) for name, mask in masks.items()}
+    scaled["train"] = scaler.transform(train_features)
     y = {name: labels[mask] for name, mask in masks.items()}
+    y["train"] = np.concatenate((labels[masks["train"]], cold_labels))
     positives = max(int(y["train"].sum()), 1)
     model = xgb.XGBClassifier(
         n_estimators=config.model.n_estimators,
@@ -184,6 +218,12 @@ def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingR
     metrics.update(
         {f"test_{k}": v for k, v in evaluate(test_frame, test_probabilities, threshold).items()}
     )
+    for seconds in EVALUATED_HISTORY_S:
+        short = booster.inplace_predict(scaler.transform(features_of(test_frame, seconds)))
+        measured = evaluate(test_frame, short, threshold)
+        for name in ("events_warned_5min_fraction", "lead_time_min_median"):
+            if name in measured:
+                metrics[f"test_history_{seconds / 60:g}min_{name}"] = measured[name]
     exported = export_onnx(booster, scaled["test"][:5000])
     if exported is not None:
         metrics["onnx_max_abs_difference"] = exported[1]

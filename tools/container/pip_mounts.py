@@ -104,7 +104,9 @@ def main() -> None:
     lines = ["# the host's `pip config list`, for container builds (tools/container/pip_mounts.py)"]
     for section, settings in sorted(host_settings().items(), key=lambda s: s[0] != "global"):
         lines.append(f"[{section}]")
-        lines += [f"{name} = {mirror.value(name, value)}" for name, value in sorted(settings.items())]
+        lines += [
+            f"{name} = {mirror.value(name, value)}" for name, value in sorted(settings.items())
+        ]
     with open(os.path.join(out_dir, "pip.conf"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"{out_dir}:{MOUNT_POINT}:ro")
