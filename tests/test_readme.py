@@ -11,9 +11,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def test_signal_table_matches_signals_py():
-    table = re.search(
-        r"<!-- signal-table:start -->\n(.*?)\n<!-- signal-table:end -->", README, re.S
-    )
+    api = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text(encoding="utf-8")
+    table = re.search(r"<!-- signal-table:start -->\n(.*?)\n<!-- signal-table:end -->", api, re.S)
     assert table is not None
     assert table.group(1) == signal_table_markdown()
 

@@ -216,7 +216,8 @@ def history_extent(batch: ReadingBatch, n_request: int) -> tuple[np.ndarray, np.
     counts = np.empty(n_rows, dtype=np.int64)
     seconds[order] = t[order] - t[order][first]
     counts[order] = position - first
-    return seconds[:n_request], counts[:n_request]
+    # Milliseconds are all a timestamp's jitter leaves meaningful, and all a reader needs.
+    return np.round(seconds[:n_request], 3), counts[:n_request]
 
 
 def open_store(settings: Settings) -> HistoryStore | None:
