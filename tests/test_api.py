@@ -108,7 +108,7 @@ def test_service_reproduces_the_training_codes_probabilities(client, trained_sto
         ),
         ({"readings": [reading(module_id="")]}, "readings[0].module_id", "at least 1"),
         ({"readings": [reading(timestamp="yesterday")]}, "readings[0].timestamp", "datetime"),
-        ({"readings": [reading(h2ppm=3)]}, "readings[0].h2ppm", "Extra inputs"),
+        ({"readings": [reading(h2ppm=3)]}, "readings[0]", "1 unknown field(s)"),
         ({"readings": []}, "readings", "at least 1"),
         ({"readings": "all of them"}, "readings", "valid list"),
     ],
@@ -300,3 +300,38 @@ def test_a_reading_from_the_future_or_twice_in_a_request_is_refused(client):
         "columns.timestamp[1]",
     )
     assert error["details"][0]["problem"] == "the same module and timestamp as reading 0"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # 15 MiB of unknown keys in one reading
+        {**reading(), **{f"k{i:07d}" + "x" * 200: 1 for i in range(70_000)}},
+        # unknown keys named to hurt if echoed
+        {"readings": [reading(**{"<script>alert(1)</script>": 1, "x" * 100_000: 2})]},
+        # thousands of empty readings (16 problems each)
+        {"readings": [{}] * 7_500},
+        # thousands of readings with every value of the wrong type
+        {"readings": [dict.fromkeys(reading(), "x")] * 2_000},
+        # unknown top-level keys
+        {"readings": [reading()], **{f"junk{i}": i for i in range(10_000)}},
+        {"columns": {**{k: [v] for k, v in reading().items()}, "<b>": [1]}},
+    ],
+)
+def test_a_hostile_body_gets_a_small_422_that_echoes_no_client_key(client, body):
+    text = json.dumps(body)
+    response = client.post("/predict", data=text, content_type="application/json")
+    error = assert_error(response, 422, "invalid_input")
+    assert len(response.data) < 4_000, len(response.data)
+    assert len(error["details"]) <= 20
+    for detail in error["details"]:
+        assert not any(bad in detail["field"] for bad in ("<", "k0", "xxx", "junk")), detail
+    assert "<script>" not in response.get_data(as_text=True)
+
+
+def test_an_error_says_how_many_problems_there_were(client):
+    error = assert_error(
+        client.post("/predict", json={"readings": [{}] * 100}), 422, "invalid_input"
+    )
+    assert error["message"] == "1600 problem(s) in the request body; the first 20 are listed"
+    assert error["details"][0] == {"field": "readings[0].module_id", "problem": "Field required"}

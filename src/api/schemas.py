@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import islice
 from operator import itemgetter
 from typing import Annotated, Any, Literal
 
@@ -148,6 +149,12 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+MAX_ERROR_DETAILS = 20
+"""An error lists at most this many problems, and its message says how many there were."""
+
+READING_FIELDS = frozenset(("module_id", "timestamp", *SIGNAL_NAMES))
+"""Every reading has exactly these; field names are the only client keys ever echoed."""
+
 _ROWS_ADAPTER = TypeAdapter(PredictRequest)
 _COLUMNS_ADAPTER = TypeAdapter(PredictColumnsRequest)
 _signal_values = itemgetter(*SIGNAL_NAMES)
@@ -182,7 +189,9 @@ def parse_predict_request(
 def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     if "readings" not in body:
         body = {"readings": [body]}
+    _check_top_level(body, "readings")
     _check_count(body["readings"], "readings", max_readings)
+    _check_reading_fields(body["readings"])
     readings = _validate(_ROWS_ADAPTER, body)["readings"]
     return ReadingBatch(
         module_ids=[reading["module_id"] for reading in readings],
@@ -193,18 +202,13 @@ def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
 
 
 def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
+    _check_top_level(body, "columns")
     columns = body["columns"]
     if isinstance(columns, dict):
         _check_count(columns.get("module_id"), "columns.module_id", max_readings)
+        _check_column_fields(columns)
     validated = _validate(_COLUMNS_ADAPTER, body)["columns"]
     count = len(validated["module_id"])
-    uneven = [
-        {"field": f"columns.{name}", "problem": f"has {len(values)} values, module_id has {count}"}
-        for name, values in validated.items()
-        if len(values) != count
-    ]
-    if uneven:
-        raise InvalidInputError("every column must have one value per reading", uneven)
     return ReadingBatch(
         module_ids=validated["module_id"],
         timestamps_s=_epoch_seconds(validated["timestamp"], count),
@@ -243,6 +247,69 @@ def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> None:
                 )
 
 
+# The checks below run before pydantic: each is a few set operations per reading, and they
+# keep the cost of a hostile body (thousands of unknown keys, thousands of empty readings)
+# and the size of its error bounded, and no unknown key's name in the answer.
+
+
+def _check_top_level(body: dict[str, Any], expected: str) -> None:
+    unknown = len(body) - (expected in body)
+    if unknown:
+        raise InvalidInputError(
+            f'the body has {unknown} field(s) besides "{expected}"; send only '
+            f'{{"{expected}": ...}} (fields: docs/api.md)',
+            [{"field": "(body)", "problem": f"{unknown} unknown field(s)"}],
+        )
+
+
+def _field_problems(present: Any, where: str) -> list[dict[str, str]]:
+    """Missing fields by name, unknown ones only counted (their names are the client's)."""
+    missing = [name for name in ("module_id", "timestamp", *SIGNAL_NAMES) if name not in present]
+    problems = [{"field": f"{where}.{name}", "problem": "Field required"} for name in missing]
+    unknown = len(present) - (len(READING_FIELDS) - len(missing))
+    if unknown:
+        problems.append({"field": where, "problem": f"{unknown} unknown field(s); see docs/api.md"})
+    return problems
+
+
+def _check_reading_fields(readings: Any) -> None:
+    if not isinstance(readings, list):
+        return  # pydantic says "Input should be a valid list"
+    problems: list[dict[str, str]] = []
+    total = 0
+    for index, reading in enumerate(readings):
+        if type(reading) is dict and reading.keys() == READING_FIELDS:
+            continue
+        if isinstance(reading, dict):
+            found = _field_problems(reading, f"readings[{index}]")
+        else:
+            found = [{"field": f"readings[{index}]", "problem": "expected an object"}]
+        total += len(found)
+        problems.extend(found[: MAX_ERROR_DETAILS - len(problems)])
+    if total:
+        raise _bounded(total, problems)
+
+
+def _check_column_fields(columns: dict[str, Any]) -> None:
+    if columns.keys() != READING_FIELDS:
+        problems = _field_problems(columns, "columns")
+        raise _bounded(len(problems), problems)
+    count = len(columns["module_id"]) if isinstance(columns["module_id"], list) else None
+    uneven = [
+        {"field": f"columns.{name}", "problem": f"has {len(values)} values, module_id has {count}"}
+        for name, values in columns.items()
+        if count and isinstance(values, list) and len(values) != count
+    ]
+    if uneven:
+        raise InvalidInputError("every column must have one value per reading", uneven)
+
+
+def _bounded(total: int, details: list[dict[str, str]]) -> InvalidInputError:
+    shown = details[:MAX_ERROR_DETAILS]
+    more = f"; the first {len(shown)} are listed" if total > len(shown) else ""
+    return InvalidInputError(f"{total} problem(s) in the request body{more}", shown)
+
+
 def _check_count(items: Any, field: str, max_readings: int) -> None:
     """Refuse an oversized batch before validating any of it."""
     if isinstance(items, list) and len(items) > max_readings:
@@ -257,20 +324,21 @@ def _validate(adapter: TypeAdapter, body: dict[str, Any]) -> Any:
     try:
         return adapter.validate_python(body)
     except ValidationError as error:
-        raise InvalidInputError(
-            f"{error.error_count()} problem(s) in the request body", _details(error)
-        ) from None
+        details = [
+            {"field": _field_path(item["loc"]), "problem": item["msg"]}
+            for item in islice(
+                error.errors(include_url=False, include_input=False), MAX_ERROR_DETAILS
+            )
+        ]
+        raise _bounded(error.error_count(), details) from None
 
 
-def _details(error: ValidationError) -> list[dict[str, str]]:
-    details = []
-    for item in error.errors(include_url=False, include_input=False):
-        details.append({"field": _field_path(item["loc"]), "problem": item["msg"]})
-    return details
+_PATH_PARTS = READING_FIELDS | {"readings", "columns"}
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:
-    """`("readings", 3, "h2_ppm")` -> `readings[3].h2_ppm`; pydantic's union tags dropped."""
+    """`("readings", 3, "h2_ppm")` -> `readings[3].h2_ppm`; pydantic's union tags dropped,
+    and any name that is not the schema's shown as `(unknown field)`."""
     path = ""
     for part in location:
         if isinstance(part, int):
@@ -278,5 +346,6 @@ def _field_path(location: tuple[int | str, ...]) -> str:
         elif part in ("float", "none"):
             continue
         else:
-            path += f".{part}" if path else str(part)
+            name = part if part in _PATH_PARTS else "(unknown field)"
+            path += f".{name}" if path else name
     return path or "(body)"
