@@ -16,12 +16,25 @@ class HvsError(Exception):
         self.message = message
         self.details = details or []
 
+    @property
+    def public_message(self) -> str:
+        """What a client is told: the message, unless it holds the server's internals."""
+        return self.message
+
 
 class ModelLoadError(HvsError):
-    """The model of the configured run could not be found, read or checked."""
+    """The model of the configured run could not be found, read or checked. The message
+    names paths and causes: it goes to the log, never to a client."""
 
     status_code = 503
     code = "model_unavailable"
+
+    @property
+    def public_message(self) -> str:
+        return (
+            "the model could not be loaded; the server's log says why, and the server keeps "
+            "retrying on its own: send requests to another instance meanwhile"
+        )
 
 
 class ModelNotReadyError(HvsError):

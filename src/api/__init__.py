@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     if load == "now":
         try:
             service.load()
-        except ModelLoadError as error:  # kept on the service and shown by /ready
-            logger.error("model load failed, /ready answers 503: %s", error.message)
+        except ModelLoadError as error:  # /ready answers 503 until a retry works
+            logger.error("model load failed, /ready answers 503 until it works: %s", error.message)
+            service.keep_trying()
     return app

@@ -17,7 +17,7 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HvsError)
     def handle_hvs_error(error: HvsError) -> Response:
-        return error_response(error.status_code, error.code, error.message, error.details)
+        return error_response(error.status_code, error.code, error.public_message, error.details)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

@@ -17,9 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from src.data.signals import SIGNAL_NAMES
 from src.errors import ModelLoadError
 from src.features.engineering import FEATURE_NAMES, feature_contract
-from src.model_artifacts import SERVING_CONFIG_FILE, read_json, verify_manifest
-from src.services.model_store import RunLocation, locate_run
+from src.model_artifacts import (
+    BASELINE_FILE,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    SERVING_CONFIG_FILE,
+    read_json,
+    verify_manifest,
+)
+from src.services.model_store import RunLocation, inside_store, locate_run
 from src.settings import Settings
+
+READ_FILES = {
+    "artifacts": (MANIFEST_FILE, SERVING_CONFIG_FILE, BASELINE_FILE, ONNX_FILE),
+    "model": ("MLmodel", MODEL_FILE),
+}
+"""Every file the service reads of a run; each must lie inside the store."""
 
 
 class ScalerNumbers(BaseModel):
@@ -69,6 +83,13 @@ def load_run_artifacts(settings: Settings) -> RunArtifacts:
     location = locate_run(
         settings.mlflow_tracking_uri, settings.best_mlflow_run_id, settings.model_artifact_name
     )
+    for folder, names in (
+        (location.artifacts_dir, READ_FILES["artifacts"]),
+        (location.model_dir, READ_FILES["model"]),
+    ):
+        for name in names:
+            if (folder / name).exists():
+                inside_store(folder / name, location.store_root)
     if settings.verify_digests:
         verify_manifest(location.artifacts_dir, location.model_dir)
     config = _parse_config(location)

@@ -40,6 +40,8 @@ class RunLocation:
 
     run_id: str
     experiment_id: str
+    store_root: Path
+    """The configured store: nothing outside it is ever read."""
     artifacts_dir: Path
     """The run's own artifacts: scaler, feature list, serving config, digests."""
     model_dir: Path
@@ -79,14 +81,25 @@ def locate_run(tracking_uri: str, run_id: str, model_name: str = "model") -> Run
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=root.as_uri())
     try:
+        client = MlflowClient(tracking_uri=root.as_uri())
         run = client.get_run(run_id)
     except MlflowException as error:
         raise ModelLoadError(
             f"run {run_id} was not found in the MLflow store {root} ({error.message}); "
             "check BEST_MLFLOW_RUN_ID and that the right mlruns folder is mounted"
         ) from error
+    except OSError as error:  # MLflow creates <store>/.trash when it opens a store
+        raise ModelLoadError(
+            f"MLflow cannot open the store {root} ({error.strerror}): a read-only store "
+            "needs a .trash folder; create it where the store is written "
+            "(mkdir mlruns/.trash; training does), or mount the store writable"
+        ) from None
+    if run.info.lifecycle_stage == "deleted":
+        raise ModelLoadError(
+            f"run {run_id} is marked deleted in the MLflow store {root}: restore it "
+            f"(mlflow runs restore --run-id {run_id}) or serve another run"
+        )
 
     experiment_id = run.info.experiment_id
     artifacts_dir = _local_dir(run.info.artifact_uri, root, experiment_id)
@@ -98,6 +111,7 @@ def locate_run(tracking_uri: str, run_id: str, model_name: str = "model") -> Run
     return RunLocation(
         run_id=run_id,
         experiment_id=experiment_id,
+        store_root=root,
         artifacts_dir=artifacts_dir,
         model_dir=model_dir,
         metrics=dict(run.data.metrics),
@@ -150,11 +164,15 @@ def _local_dir(recorded_uri: str, root: Path, experiment_id: str) -> Path:
         )
     # The last occurrence: the store itself may sit under a folder with a numeric name.
     index = len(parts) - 1 - parts[::-1].index(experiment_id)
-    local = root.joinpath(*parts[index:])
-    resolved = local.resolve()
+    return inside_store(root.joinpath(*parts[index:]), root)
+
+
+def inside_store(path: Path, root: Path) -> Path:
+    """path with symlinks resolved, if that is still inside the store; else refused."""
+    resolved = path.resolve()
     if not resolved.is_relative_to(root):
         raise ModelLoadError(
-            f"the run's artifacts at {local} lead outside the store {root} (a symlink?); "
-            "the service reads only files inside the configured store"
+            f"{path} leads outside the store {root} (a symlink?): the service reads only "
+            "files inside the configured store"
         )
     return resolved

@@ -30,6 +30,10 @@ from src.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
+"""A worker that cannot load its model tries again after 1, 2, 4, ... up to 30 s."""
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -178,6 +182,24 @@ class PredictionService:
         if self._metrics is not None:
             self._metrics.observe_model_loaded(model.run_id, model.load_seconds)
         return model
+
+    def keep_trying(self) -> threading.Thread:
+        """Load in the background until it works (the store comes back), with backoff;
+        meanwhile /ready answers 503 and requests get model_unavailable."""
+
+        def retry() -> None:
+            delay = RETRY_FIRST_S
+            while self._model is None:
+                time.sleep(delay)
+                try:
+                    self.load()
+                except ModelLoadError as error:
+                    logger.warning("model load failed again, retrying in %.0f s: %s", delay, error)
+                    delay = min(2 * delay, RETRY_MAX_S)
+
+        thread = threading.Thread(target=retry, name="model-load-retry", daemon=True)
+        thread.start()
+        return thread
 
     def predict(self, batch: ReadingBatch) -> Predictions:
         """Score the batch; its readings join their modules' history (when it is on)."""

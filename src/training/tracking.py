@@ -9,6 +9,7 @@ import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import joblib
 import numpy as np
@@ -153,7 +154,12 @@ def log_run(
         _write_json(run_dir / MANIFEST_FILE, manifest)
         mlflow.log_artifacts(str(run_dir))
         logger.info("logged run", extra={"run_id": run.info.run_id})
-        return run.info.run_id
+    # MLflow opens a store only if it has (or can make) .trash: made now, a read-only
+    # mount of this store (a container, a Kubernetes volume) can be served as it is.
+    store = urlparse(tracking_uri)
+    if store.scheme == "file":
+        (Path(unquote(store.path)) / ".trash").mkdir(exist_ok=True)
+    return run.info.run_id
 
 
 def _write_json(path: Path, payload: Any) -> None:

@@ -201,7 +201,8 @@ def test_without_the_startup_check_readiness_reports_the_problem(trained_store, 
                 break
             time.sleep(0.1)
         assert error["code"] == "model_unavailable"
-        assert wrong in error["message"]
+        assert wrong not in error["message"]  # the client gets no internals...
+        assert wrong in server.log()  # ...the log says which run could not be found
         assert requests.post(server.url + "/predict", json=reading(), timeout=5).status_code == 503
     finally:
         assert server.stop() == 0
@@ -279,3 +280,41 @@ def test_a_killed_worker_is_replaced_and_totals_stay_whole(server):
     after = metric_samples(server.url)
     assert total(after, "hvs_predictions_total") == before + 10
     assert total(after, "hvs_model_ready") == 1
+
+
+def test_store_gone_and_a_worker_replaced_heals_when_the_store_is_back(trained_store, tmp_path):
+    """The mounted store disappears, a worker dies and its replacement cannot load: it
+    answers 503 and retries; once the store is back, every answer is 200 again, with no
+    restart."""
+    store = tmp_path / "mounted" / "mlruns"
+    shutil.copytree(trained_store.mlruns, store)
+    server = GunicornServer(
+        {"BEST_MLFLOW_RUN_ID": trained_store.run_id, "MLFLOW_TRACKING_URI": store.as_uri()},
+        tmp_path / "heal.log",
+    ).start()
+    try:
+        server.wait_all_workers_ready()
+        store.rename(store.with_name("away"))
+        workers = {int(p) for p in re.findall(r"Booting worker with pid: (\d+)", server.log())}
+        os.kill(max(workers), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while "model load failed, /ready answers 503" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        statuses: set[int] = set()
+        for _ in range(200):  # whichever worker accepts: until both have answered
+            statuses.add(
+                requests.post(server.url + "/predict", json=reading(), timeout=5).status_code
+            )
+            if len(statuses) == 2:
+                break
+        assert statuses == {200, 503}  # one worker serves, the new one says it cannot
+        store.with_name("away").rename(store)
+        server.wait_all_workers_ready(timeout=60)
+        answers = [
+            requests.post(server.url + "/predict", json=reading(), timeout=5).status_code
+            for _ in range(40)
+        ]
+        assert answers == [200] * 40
+    finally:
+        assert server.stop() == 0
