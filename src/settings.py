@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     backlog: int = Field(2048, ge=16, le=65535, validation_alias="GUNICORN_BACKLOG")
     """Connections the kernel may queue before a worker accepts them."""
 
+    max_requests: int = Field(0, ge=0, le=10_000_000, validation_alias="GUNICORN_MAX_REQUESTS")
+    """Replace a worker after about this many requests (0: never), against slow leaks."""
+
     drain_s: float = Field(3.0, ge=0.0, le=300.0, validation_alias="HVS_DRAIN_SECONDS")
     """On SIGTERM: seconds of /ready answering 503 while requests are still served."""
 

@@ -110,9 +110,9 @@ class _Hooks:
         self.drain.close_connection_if_draining(request)
 
     def child_exit(self, server: Any, worker: Any) -> None:
-        from prometheus_client import multiprocess
+        from src.api.metrics import archive_dead_worker
 
-        multiprocess.mark_process_dead(worker.pid)
+        archive_dead_worker(self.settings.prometheus_multiproc_dir or "", worker.pid)
 
     def on_exit(self, server: Any) -> None:
         """Remove the folders this server made itself; an operator's are left alone."""
@@ -142,6 +142,8 @@ def gunicorn_options(settings: Settings, hooks: _Hooks) -> dict[str, Any]:
         "graceful_timeout": settings.graceful_timeout_s,
         "keepalive": settings.keepalive_s,
         "backlog": settings.backlog,
+        "max_requests": settings.max_requests,
+        "max_requests_jitter": settings.max_requests // 10,
         "preload_app": False,
         "control_socket_disable": True,
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,

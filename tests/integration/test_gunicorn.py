@@ -318,3 +318,62 @@ def test_store_gone_and_a_worker_replaced_heals_when_the_store_is_back(trained_s
         assert answers == [200] * 40
     finally:
         assert server.stop() == 0
+
+
+def series_count(url: str) -> tuple[int, int, float]:
+    started = time.perf_counter()
+    text = requests.get(url + "/metrics", timeout=10).text
+    elapsed = time.perf_counter() - started
+    count = sum(len(family.samples) for family in text_string_to_metric_families(text))
+    return count, len(text), elapsed
+
+
+def test_made_up_methods_and_paths_do_not_grow_metrics(server):
+    import http.client
+
+    for method in ("GET", "BREW", "PROPFIND"):  # every label value that can appear, first
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request(method, "/nope")
+        connection.getresponse().read()
+        connection.close()
+    before = series_count(server.url)
+    for index in range(1000):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        connection.request(f"X{index:04d}ZAP".replace("0", "Q"), f"/made-up/{index}")
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status in (404, 405), response.status
+        assert json.loads(body)["error"]["code"] in ("not_found", "method_not_allowed")
+        connection.close()
+    after = series_count(server.url)
+    assert after[0] == before[0], (before, after)  # not one series more
+    assert after[1] < before[1] + 500  # the same text, bigger counts
+    assert after[2] < 10 * before[2] + 0.05  # loose: the scrape did not slow with them
+
+
+def test_worker_restarts_keep_totals_and_the_metrics_folder_small(trained_store, tmp_path):
+    metrics_dir = tmp_path / "prometheus"
+    server = GunicornServer(
+        {
+            "BEST_MLFLOW_RUN_ID": trained_store.run_id,
+            "MLFLOW_TRACKING_URI": trained_store.tracking_uri,
+            "GUNICORN_MAX_REQUESTS": "20",  # each worker replaced after 20-21 requests
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        },
+        tmp_path / "restarts.log",
+    ).start()
+    try:
+        server.wait_all_workers_ready()
+        for index in range(300):
+            response = requests.post(server.url + "/predict", json=reading("R05-M01", 10 * index))
+            assert response.status_code == 200
+        server.wait_all_workers_ready()
+        booted = len(re.findall(r"Booting worker with pid", server.log()))
+        assert booted >= 10, booted
+        assert total(metric_samples(server.url), "hvs_predictions_total") == 300
+        files = sorted(path.name for path in metrics_dir.glob("*.db"))
+        # the live workers' files, plus one archive per type: not one per worker that lived
+        assert len(files) <= 2 * 6 + 2, "\n".join(files)
+        assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
+    finally:
+        assert server.stop() == 0
