@@ -18,7 +18,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-NOT_TRAFFIC = ["^/health$", "^/ready$", "^/metrics$"]
+NOT_TRAFFIC = ["^/health$", "^/ready$", "^/metrics$", "^/openapi.json$"]
 KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 """The exporter labels requests by method, and gunicorn passes any short upper-case token
 as one: every other method is `OTHER`, so made-up methods cannot grow /metrics. (Paths

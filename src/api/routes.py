@@ -11,7 +11,7 @@ import time
 import orjson
 from flask import Blueprint, Response, request
 
-from src.api import schemas
+from src.api import openapi, schemas
 from src.api.extension import get_service
 from src.api.responses import json_response, prediction_body
 from src.errors import InvalidJsonError
@@ -52,3 +52,9 @@ def ready() -> Response:
 @bp.get("/model")
 def model_info() -> Response:
     return json_response(get_service().describe())
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The API's OpenAPI 3.1 document, generated from the pydantic schemas."""
+    return json_response(openapi.document())

@@ -134,6 +134,31 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"]
+    model_version: str
+
+
+class ModelDescription(BaseModel):
+    """What /model shows: PredictionService.describe()."""
+
+    model_version: str
+    experiment_id: str
+    threshold: float = Field(gt=0.0, lt=1.0)
+    feature_names: list[str]
+    feature_set_version: str
+    hazard_horizon_s: float
+    code_version: str
+    training_metrics: dict[str, float]
+    training_params: dict[str, str]
+    load_seconds: float
+    onnx_max_rows: int
+
+
 class ErrorDetail(BaseModel):
     field: str
     problem: str
