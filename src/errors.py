@@ -56,3 +56,10 @@ class InvalidInputError(HvsError):
 
     status_code = 422
     code = "invalid_input"
+
+
+class UnauthorizedError(HvsError):
+    """The route requires a bearer token and the request had none, or a wrong one."""
+
+    status_code = 401
+    code = "unauthorized"

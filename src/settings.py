@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RUN_ID_PLACEHOLDER = "RUN_ID_NOT_SET"
@@ -121,6 +121,20 @@ class Settings(BaseSettings):
     )
     """Largest request body accepted, in bytes; larger bodies get 413."""
 
+    # ------------------------------------------------------------------ authentication
+    predict_tokens: SecretStr | None = Field(None, validation_alias="HVS_PREDICT_TOKENS")
+    """Bearer tokens (comma-separated, for rotation) that /predict and /model require;
+    unset (and no file): no authentication, said once in the log at start."""
+
+    predict_tokens_file: str | None = Field(None, validation_alias="HVS_PREDICT_TOKENS_FILE")
+    """A file of such tokens, one per line (a mounted secret), instead of the variable."""
+
+    metrics_tokens: SecretStr | None = Field(None, validation_alias="HVS_METRICS_TOKENS")
+    """Bearer tokens that /metrics requires (Prometheus' `authorization` setting)."""
+
+    metrics_tokens_file: str | None = Field(None, validation_alias="HVS_METRICS_TOKENS_FILE")
+    """A file of /metrics tokens, one per line."""
+
     # ------------------------------------------------------------------ logs
     log_level: LogLevel = Field("INFO", validation_alias="HVS_LOG_LEVEL")
     """Level of the service's and gunicorn's logs (any case)."""
@@ -197,7 +211,16 @@ class Settings(BaseSettings):
         # gunicorn's own convention is `-` for stdout; accept it as "on".
         return True if value == "-" else value
 
-    @field_validator("prometheus_multiproc_dir", "history_url", "history_path", mode="before")
+    @field_validator(
+        "prometheus_multiproc_dir",
+        "history_url",
+        "history_path",
+        "predict_tokens",
+        "predict_tokens_file",
+        "metrics_tokens",
+        "metrics_tokens_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value

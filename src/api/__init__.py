@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     connection, so no request ever reaches a worker without its model, and /ready is 200
     from whichever worker answers. `load="never"` leaves loading to the caller (tests).
     """
-    from src.api import metrics, routes
+    from src.api import auth, metrics, routes
     from src.api.errors import register_error_handlers
     from src.api.extension import init_service
     from src.errors import ModelLoadError
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     register_error_handlers(app)
+    auth.init_app(app, settings)
     registry = metrics.init_app(app, multiprocess=settings.prometheus_multiproc_dir is not None)
     service = PredictionService(settings, PredictionMetrics(registry), open_store(settings))
     init_service(app, service)

@@ -17,7 +17,12 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HvsError)
     def handle_hvs_error(error: HvsError) -> Response:
-        return error_response(error.status_code, error.code, error.public_message, error.details)
+        response = error_response(
+            error.status_code, error.code, error.public_message, error.details
+        )
+        if error.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hvs-prediction-api"'
+        return response
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:

@@ -12,6 +12,7 @@ from src.api import schemas
 _REF = "#/components/schemas/{model}"
 _ERROR_STATUSES = {
     "400": "The body is not JSON",
+    "401": "A bearer token is required here (when the server is configured with some)",
     "404": "No such route",
     "405": "The route does not take this method",
     "413": "The body is larger than HVS_MAX_BODY_BYTES",
@@ -52,6 +53,7 @@ def document() -> dict[str, Any]:
         "paths": {
             "/predict": {
                 "post": {
+                    "security": [{}, {"bearer": []}],
                     "summary": "Score readings (rows, one reading, or columns)",
                     "requestBody": {
                         "required": True,
@@ -71,6 +73,7 @@ def document() -> dict[str, Any]:
                         json_of(schemas.PredictResponse),
                         "One prediction per reading, in the request's order",
                         "400",
+                        "401",
                         "413",
                         "422",
                         "503",
@@ -94,17 +97,22 @@ def document() -> dict[str, Any]:
             },
             "/model": {
                 "get": {
+                    "security": [{}, {"bearer": []}],
                     "summary": "The served run",
                     "responses": answers(
-                        json_of(schemas.ModelDescription), "The run", "503", *everywhere
+                        json_of(schemas.ModelDescription), "The run", "401", "503", *everywhere
                     ),
                 }
             },
             "/metrics": {
                 "get": {
+                    "security": [{}, {"bearer": []}],
                     "summary": "Prometheus text format",
                     "responses": answers(
-                        {"text/plain": {"schema": {"type": "string"}}}, "Metrics", *everywhere
+                        {"text/plain": {"schema": {"type": "string"}}},
+                        "Metrics",
+                        "401",
+                        *everywhere,
                     ),
                 }
             },
@@ -119,5 +127,8 @@ def document() -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -202,8 +202,11 @@ def serve(settings: Settings) -> None:
 
 
 def main() -> None:
+    from src.api.auth import token_digests
+
     try:
         settings = load_settings()
+        token_digests(settings)  # an unreadable token file stops the start here, not later
     except SettingsError as error:
         exit_on_startup_failure(str(error))
     serve(settings)
