@@ -9,6 +9,7 @@ corruption and mistakes, not against someone who can write to the store.)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ MODEL_FILE = "model.ubj"
 """File name mlflow.xgboost gives the booster inside the logged model folder."""
 MODEL_DIGESTED_FILES = ("MLmodel", MODEL_FILE)
 """What the service reads of the logged model folder (MLflow adds files it does not read)."""
+
+SIGNATURE_FILE = "manifest.sig"
+"""HMAC-SHA256 of manifest.json with an operator's key (optional): with the key given to
+the service, a writable store is no longer enough to change the model."""
 
 MANIFEST_VERSION = 1
 
@@ -74,6 +79,45 @@ def verify_manifest(artifacts_dir: Path, model_dir: Path) -> dict[str, Any]:
             + ". Re-train, or copy the run's folders again from the machine that trained it",
         )
     return manifest
+
+
+def read_signing_key(path: str | Path) -> bytes:
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as error:
+        raise ModelLoadError(
+            f"the signing key file {path} cannot be read ({error.strerror}); mount it, or "
+            "unset HVS_MODEL_SIGNING_KEY_FILE"
+        ) from None
+    if len(key) < 16:
+        raise ModelLoadError(
+            f"the signing key in {path} is shorter than 16 bytes; use a longer one"
+        )
+    return key
+
+
+def sign_manifest(manifest_path: Path, key: bytes) -> str:
+    return hmac.new(key, manifest_path.read_bytes(), hashlib.sha256).hexdigest()
+
+
+def verify_signature(artifacts_dir: Path, key: bytes) -> None:
+    """The run's manifest must carry this key's signature; it covers every artifact's
+    digest, so together with verify_manifest it covers every file."""
+    signature_path = artifacts_dir / SIGNATURE_FILE
+    try:
+        recorded = signature_path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ModelLoadError(
+            f"the run at {artifacts_dir} has no readable {SIGNATURE_FILE}, and the service "
+            "requires runs signed with its key (HVS_MODEL_SIGNING_KEY_FILE): train with "
+            "--signing-key-file, or unset the key to serve unsigned runs"
+        ) from None
+    expected = sign_manifest(artifacts_dir / MANIFEST_FILE, key)
+    if not hmac.compare_digest(recorded, expected):
+        raise ModelLoadError(
+            f"the signature of the run at {artifacts_dir} does not match the service's key: "
+            "its manifest was changed after signing, or it was signed with another key"
+        )
 
 
 def read_json(path: Path) -> Any:

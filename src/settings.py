@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     verify_digests: bool = Field(True, validation_alias="HVS_VERIFY_DIGESTS")
     """Check every artifact against the SHA-256 digests recorded at training before use."""
 
+    model_signing_key_file: str | None = Field(None, validation_alias="HVS_MODEL_SIGNING_KEY_FILE")
+    """A key file: only runs whose manifest carries its HMAC (training's
+    --signing-key-file) are served, so writing to the store is not enough to change the
+    model. Digests are then always verified."""
+
     skip_startup_check: bool = Field(False, validation_alias="HVS_SKIP_STARTUP_CHECK")
     """Start even when the run cannot be loaded (then /ready says why) instead of exiting."""
 
@@ -219,6 +224,7 @@ class Settings(BaseSettings):
         "predict_tokens_file",
         "metrics_tokens",
         "metrics_tokens_file",
+        "model_signing_key_file",
         mode="before",
     )
     @classmethod

@@ -180,3 +180,40 @@ def test_serving_needs_no_scikit_learn(trained_store, settings):
     expected = service.predict(reference_batch()).hazard_probability[0]
     assert float(probability) == pytest.approx(expected, abs=1e-7)
     assert sklearn_loaded == "False"
+
+
+def test_a_signing_key_lets_only_runs_signed_with_it_be_served(trained_store, tmp_path):
+    from src.training.tracking import log_run
+    from src.training.train import small_config
+
+    key_file = tmp_path / "signing.key"
+    key_file.write_bytes(b"a key of the site operator's, long enough")
+    store = tmp_path / "signed" / "mlruns"
+    signed = log_run(
+        trained_store.result, small_config(), store.as_uri(), signing_key=key_file.read_bytes()
+    )
+    keyed = Settings(
+        BEST_MLFLOW_RUN_ID=signed,
+        MLFLOW_TRACKING_URI=store.as_uri(),
+        HVS_MODEL_SIGNING_KEY_FILE=str(key_file),
+        HVS_VERIFY_DIGESTS="false",  # a key means digests are verified anyway
+    )
+    assert PredictionService(keyed).load().run_id == signed
+    # another key
+    other = tmp_path / "other.key"
+    other.write_bytes(b"somebody else's key, long enough too")
+    with pytest.raises(ModelLoadError, match="does not match the service's key"):
+        load_run_artifacts(keyed.model_copy(update={"model_signing_key_file": str(other)}))
+    # an unsigned run
+    unsigned = keyed.model_copy(
+        update={
+            "best_mlflow_run_id": trained_store.run_id,
+            "mlflow_tracking_uri": trained_store.tracking_uri,
+        }
+    )
+    with pytest.raises(ModelLoadError, match=r"no readable manifest\.sig"):
+        load_run_artifacts(unsigned)
+    # a writable store: the config changed and its digest with it, the signature cannot follow
+    edit_serving_config(store, signed, lambda config: config.update(threshold=0.5))
+    with pytest.raises(ModelLoadError, match="changed after signing"):
+        load_run_artifacts(keyed)

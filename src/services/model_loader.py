@@ -24,7 +24,9 @@ from src.model_artifacts import (
     ONNX_FILE,
     SERVING_CONFIG_FILE,
     read_json,
+    read_signing_key,
     verify_manifest,
+    verify_signature,
 )
 from src.services.model_store import RunLocation, inside_store, locate_run
 from src.settings import Settings
@@ -90,7 +92,9 @@ def load_run_artifacts(settings: Settings) -> RunArtifacts:
         for name in names:
             if (folder / name).exists():
                 inside_store(folder / name, location.store_root)
-    if settings.verify_digests:
+    if settings.model_signing_key_file is not None:
+        verify_signature(location.artifacts_dir, read_signing_key(settings.model_signing_key_file))
+    if settings.verify_digests or settings.model_signing_key_file is not None:
         verify_manifest(location.artifacts_dir, location.model_dir)
     config = _parse_config(location)
     _check_contract(location.run_id, config)

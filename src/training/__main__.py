@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from src.errors import ModelLoadError
+from src.model_artifacts import read_signing_key
 from src.training.tracking import DEFAULT_EXPERIMENT, log_run
 from src.training.train import TrainingConfig, small_config, train
 
@@ -37,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a small data set that trains in seconds (tests, CI, trying things out)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for data, split and model")
+    parser.add_argument(
+        "--signing-key-file",
+        type=Path,
+        help="sign the run's manifest with this key (HMAC-SHA256): a service given the same "
+        "key (HVS_MODEL_SIGNING_KEY_FILE) serves only runs signed with it",
+    )
     return parser.parse_args(argv)
 
 
@@ -97,7 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     logger.info("evaluation: %s", summary)
     logger.info("logging the run to MLflow at %s", mlruns)
-    run_id = log_run(result, config, tracking_uri=mlruns.as_uri(), experiment_name=args.experiment)
+    try:
+        key = None if args.signing_key_file is None else read_signing_key(args.signing_key_file)
+    except ModelLoadError as error:
+        sys.exit(error.message)
+    run_id = log_run(
+        result,
+        config,
+        tracking_uri=mlruns.as_uri(),
+        experiment_name=args.experiment,
+        signing_key=key,
+    )
     logger.info("serve it with: BEST_MLFLOW_RUN_ID=%s make serve", run_id)
     sys.stdout.write(f"{run_id}\n")
     return 0

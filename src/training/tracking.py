@@ -23,9 +23,11 @@ from src.model_artifacts import (
     ONNX_FILE,
     SCALER_FILE,
     SERVING_CONFIG_FILE,
+    SIGNATURE_FILE,
     build_manifest,
     digest_folder,
     sha256_file,
+    sign_manifest,
 )
 from src.services.model_store import configure_mlflow_environment
 from src.training.train import TrainingConfig, TrainingResult
@@ -106,6 +108,7 @@ def log_run(
     config: TrainingConfig,
     tracking_uri: str,
     experiment_name: str = DEFAULT_EXPERIMENT,
+    signing_key: bytes | None = None,
 ) -> str:
     """Log params, metrics, model, scaler, feature list, threshold and digests; return run id."""
     configure_mlflow_environment()
@@ -152,6 +155,9 @@ def log_run(
         model_files = {name: sha256_file(model_copy / name) for name in MODEL_DIGESTED_FILES}
         manifest = build_manifest(digest_folder(run_dir), model_files)
         _write_json(run_dir / MANIFEST_FILE, manifest)
+        if signing_key is not None:
+            signature = sign_manifest(run_dir / MANIFEST_FILE, signing_key)
+            (run_dir / SIGNATURE_FILE).write_text(signature + "\n", encoding="ascii")
         mlflow.log_artifacts(str(run_dir))
         logger.info("logged run", extra={"run_id": run.info.run_id})
     # MLflow opens a store only if it has (or can make) .trash: made now, a read-only
