@@ -11,10 +11,17 @@ class HvsError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        problem_count: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.problem_count = len(self.details) if problem_count is None else problem_count
+        """All the problems found, also those the listed details leave out."""
 
     @property
     def public_message(self) -> str:

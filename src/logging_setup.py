@@ -24,8 +24,9 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
-    """Route the root logger to stdout once; calling again only updates level and format."""
+def configure_logging(level: str = "INFO", log_format: str = "json") -> logging.Handler:
+    """Route the root logger to stdout once; calling again only updates level and format.
+    Returns the handler (the app adds its request-id filter to it)."""
     root = logging.getLogger()
     handler = next((h for h in root.handlers if h.get_name() == _HANDLER_NAME), None)
     if handler is None:
@@ -36,6 +37,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
         json_formatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     root.setLevel(level)
+    return handler
 
 
 def exit_on_startup_failure(message: str, log_format: str = "json") -> NoReturn:

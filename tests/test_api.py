@@ -352,3 +352,23 @@ def test_an_error_says_how_many_problems_there_were(client):
     )
     assert error["message"] == "1600 problem(s) in the request body; the first 20 are listed"
     assert error["details"][0] == {"field": "readings[0].module_id", "problem": "Field required"}
+
+
+def test_request_ids_are_kept_or_made_and_in_every_log_line(client, caplog):
+    kept = client.post("/predict", json={"readings": []}, headers={"X-Request-ID": "gw-42:7"})
+    assert kept.headers["X-Request-ID"] == "gw-42:7"
+    made = client.get("/health", headers={"X-Request-ID": "<script>" + "x" * 300})
+    assert len(made.headers["X-Request-ID"]) == 32  # replaced, not echoed
+    refused = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert refused[-1].request_id == "gw-42:7"
+    assert refused[-1].code == "invalid_input"
+    assert refused[-1].problems == 1
+    assert not hasattr(refused[-1], "body")
+
+
+def test_a_refused_request_is_logged_once_with_its_problem_count_not_its_payload(client, caplog):
+    client.post("/predict", json={"readings": [{"secret-key": "secret-value"}] * 50})
+    lines = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert len(lines) == 1
+    assert lines[0].problems == 50 * 17  # 16 missing fields and 1 unknown field per reading
+    assert "secret" not in str(lines[0].__dict__)

@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     connection, so no request ever reaches a worker without its model, and /ready is 200
     from whichever worker answers. `load="never"` leaves loading to the caller (tests).
     """
-    from src.api import auth, metrics, routes
+    from src.api import auth, metrics, request_ids, routes
     from src.api.errors import register_error_handlers
     from src.api.extension import init_service
     from src.errors import ModelLoadError
@@ -32,9 +32,10 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     from src.settings import load_settings
 
     settings = settings or load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    log_handler = configure_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    request_ids.init_app(app, log_handler)
     register_error_handlers(app)
     auth.init_app(app, settings)
     registry = metrics.init_app(app, multiprocess=settings.prometheus_multiproc_dir is not None)

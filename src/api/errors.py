@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from src.errors import HvsError
 
+logger = logging.getLogger(__name__)
 
-def error_response(status: int, code: str, message: str, details: list | None = None) -> Response:
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list | None = None,
+    problem_count: int | None = None,
+) -> Response:
     body = {"error": {"code": code, "message": message, "details": details or []}}
+    if 400 <= status < 500:
+        # One line per refused request: what and how much, never the payload (request id
+        # added by the log filter). 5xx are logged where they happen, with their cause.
+        logger.info(
+            "request refused",
+            extra={
+                "status": status,
+                "code": code,
+                "problems": len(details or []) if problem_count is None else problem_count,
+                "method": request.method,
+                "path": request.url_rule.rule if request.url_rule else "(unknown route)",
+            },
+        )
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
@@ -18,7 +41,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HvsError)
     def handle_hvs_error(error: HvsError) -> Response:
         response = error_response(
-            error.status_code, error.code, error.public_message, error.details
+            error.status_code, error.code, error.public_message, error.details, error.problem_count
         )
         if error.status_code == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="hvs-prediction-api"'

@@ -332,7 +332,7 @@ def _check_column_fields(columns: dict[str, Any]) -> None:
 def _bounded(total: int, details: list[dict[str, str]]) -> InvalidInputError:
     shown = details[:MAX_ERROR_DETAILS]
     more = f"; the first {len(shown)} are listed" if total > len(shown) else ""
-    return InvalidInputError(f"{total} problem(s) in the request body{more}", shown)
+    return InvalidInputError(f"{total} problem(s) in the request body{more}", shown, total)
 
 
 def _check_count(items: Any, field: str, max_readings: int) -> None:

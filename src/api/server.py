@@ -148,6 +148,8 @@ def gunicorn_options(settings: Settings, hooks: _Hooks) -> dict[str, Any]:
         "control_socket_disable": True,
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
         "accesslog": "-" if settings.access_log else None,
+        # the request id the app echoes, so an access line and the app's lines join up
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s',
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "logger_class": QuietAccessLogger,
