@@ -37,9 +37,10 @@ FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet
 
 NULL_TEXT: tuple[str, ...] = (
     *("", "NA", "na", "N/A", "n/a", "#N/A", "NaN", "nan", "NAN", "-nan", "-NaN"),
-    *("null", "NULL", "Null", "None", "none"),
+    *("null", "NULL", "Null"),
 )
-"""Cells that mean 'no value' (after surrounding spaces are stripped)."""
+"""Cells that mean 'no value' (after surrounding spaces are stripped). Not "none": in an
+incident log that would be a fault type (refused: it means healthy)."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 """A module (or rack) id: the API's ModuleId, 1-64 characters of A-Z a-z 0-9 . _ : / -."""
@@ -343,7 +344,7 @@ def text_values(column: pa.ChunkedArray) -> np.ndarray:
 def check_ids(
     column: pa.ChunkedArray, name: str, file: str, rows: np.ndarray, log: ProblemLog
 ) -> np.ndarray:
-    """Ids as an object array of str; one problem per distinct bad id (with its rows)."""
+    """Ids as an object array of str, None where bad; one problem per distinct bad id."""
     if pa.types.is_integer(column.type):
         column = column.cast(pa.string())  # 7 in Parquet is "7", as in a CSV
     if not _is_text(column):
@@ -356,7 +357,7 @@ def check_ids(
                 column=name,
             )
         )
-        return np.full(len(column), "", dtype=object)
+        return np.full(len(column), None, dtype=object)
     text = pc.fill_null(_as_text(column), "")
     distinct = pc.unique(text).to_pylist()
     bad = [value for value in distinct if not ID_PATTERN.fullmatch(value)]
@@ -376,4 +377,5 @@ def check_ids(
                     column=name,
                 )
             )
+        values[is_bad] = None  # reported once here, not again by later checks
     return values

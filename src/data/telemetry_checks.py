@@ -137,6 +137,11 @@ def number(value: float) -> str:
     return np.format_float_positional(float(f"{value:.3g}"), trim="-")
 
 
+def exact(value: float) -> str:
+    """A value as written (up to 10 significant digits): for the one value a message is about."""
+    return f"{value:.10g}"
+
+
 def quoted(value: object, width: int = 40) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -256,7 +261,7 @@ def check_signal_values(
     accepted = f"the accepted range {signal.sensor_min:g} to {signal.sensor_max:g} {signal.unit}"
     distinct = np.unique(values[bad])
     if distinct.size == 1 and bad.size >= PLACEHOLDER_MIN_COUNT:
-        code = number(float(distinct[0]))
+        code = exact(float(distinct[0]))
         log.add(
             Problem(
                 "placeholder_value",
@@ -274,7 +279,7 @@ def check_signal_values(
         (
             Problem(
                 "out_of_range",
-                f"{where(signal.name, file, int(rows[i]))}: {number(float(values[i]))} is "
+                f"{where(signal.name, file, int(rows[i]))}: {exact(float(values[i]))} is "
                 f"outside {accepted}; correct it, or leave the cell empty if the sensor "
                 "reported nothing",
                 file=file,

@@ -165,22 +165,8 @@ def read_events(path: str | Path, *, telemetry: pd.DataFrame | None = None) -> p
 def _check_columns(
     names: list[str], required: tuple[str, ...], known: tuple[str, ...], file: str, what: str
 ) -> list[Problem]:
-    problems = []
-    for name in required:
-        if name not in names:
-            problems.append(
-                Problem(
-                    "missing_column",
-                    f"{where(name, file)}: missing column; every {what} needs "
-                    + (
-                        f"{name} (leave cells empty where the sensor reported nothing)"
-                        if name in SIGNAL_NAMES
-                        else name
-                    ),
-                    file=file,
-                    column=name,
-                )
-            )
+    """Missing and unknown columns; a misnamed column is one problem, not two."""
+    problems, explained = [], set()
     for name in names:
         if name in known:
             continue
@@ -190,8 +176,12 @@ def _check_columns(
             guess = _HINTS.get(name.strip().lower()) or next(
                 iter(difflib.get_close_matches(name.strip().lower(), known, n=1)), None
             )
-            hint = f"did you mean {guess}? " if guess else ""
-            advice = f"{hint}rename or remove it (columns: docs/own-data.md)"
+            if guess in required and guess not in names:
+                explained.add(guess)
+                advice = f"did you mean {guess}? rename it (the file has no {guess} column)"
+            else:
+                hint = f"did you mean {guess}? " if guess else ""
+                advice = f"{hint}rename or remove it (columns: docs/own-data.md)"
         problems.append(
             Problem(
                 "unknown_column",
@@ -200,6 +190,21 @@ def _check_columns(
                 column=name,
             )
         )
+    for name in required:
+        if name not in names and name not in explained:
+            needs = (
+                f"{name} (leave cells empty where the sensor reported nothing)"
+                if name in SIGNAL_NAMES
+                else name
+            )
+            problems.append(
+                Problem(
+                    "missing_column",
+                    f"{where(name, file)}: missing column; every {what} needs {needs}",
+                    file=file,
+                    column=name,
+                )
+            )
     return problems
 
 
@@ -232,6 +237,7 @@ def _telemetry_part(
 
 def _chemistry(column: pa.ChunkedArray, file: str, rows: np.ndarray, log: ProblemLog) -> np.ndarray:
     values = fc.check_ids(column, "chemistry", file, rows, ProblemLog())
+    values = np.where(values == None, "", values)  # noqa: E711 (elementwise)
     upper = np.array([value.upper() for value in values], dtype=object)
     bad = ~np.isin(upper, CHEMISTRIES)
     for value in pd.unique(values[bad]):
@@ -246,6 +252,7 @@ def _chemistry(column: pa.ChunkedArray, file: str, rows: np.ndarray, log: Proble
                 column="chemistry",
             )
         )
+    upper[bad] = None  # reported here, not again as a module with two chemistries
     return upper
 
 
@@ -305,7 +312,7 @@ def _origin(frame: pd.DataFrame, index: int) -> str:
 
 def _check_duplicates(frame: pd.DataFrame, log: ProblemLog) -> None:
     keys = ["module_id", "timestamp_s"]
-    known = frame["timestamp_s"].notna().to_numpy()
+    known = (frame["timestamp_s"].notna() & frame["module_id"].notna()).to_numpy()
     repeated = np.flatnonzero(frame.duplicated(keys, keep="first").to_numpy() & known)
     if repeated.size == 0:
         return
@@ -333,12 +340,12 @@ def _check_duplicates(frame: pd.DataFrame, log: ProblemLog) -> None:
 def _check_modules(frame: pd.DataFrame, log: ProblemLog) -> None:
     """A module belongs to one rack and has one chemistry."""
     for column in ("rack_id", "chemistry"):
-        if column not in frame.columns or frame[column].isna().any():
+        if column not in frame.columns:
             continue
-        counts = frame.groupby("module_id", sort=True)[column].nunique()
+        counts = frame.groupby("module_id", sort=True)[column].nunique()  # bad ones are NaN
         for module_id in counts.index[counts > 1]:
             rows = frame[frame["module_id"] == module_id]
-            firsts = rows.groupby(column, sort=True).head(1)
+            firsts = rows.groupby(column, sort=True).head(1).sort_values(column)
             seen = ", ".join(
                 f"{value} ({file} row {row})"
                 for value, file, row in zip(
