@@ -360,7 +360,13 @@ def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "x.xlsx").write_bytes(b"PK")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     (tmp_path / "empty").mkdir()
+    header = ",".join(["module_id", "timestamp", *SIGNAL_NAMES])
+    (tmp_path / "semicolons.csv").write_text(header.replace(",", ";") + "\n")
+    good = "R01-M01,2026-01-01T00:00:00Z," + ",".join(["1"] * len(SIGNAL_NAMES))
+    (tmp_path / "ragged.csv").write_text(f"{header}\n{good}\n{good},7\n")
     for path, words in (
+        (tmp_path / "semicolons.csv", "separated by semicolons; save it comma-separated"),
+        (tmp_path / "ragged.csv", "row 2 has 17 values, the header 16 columns; give every row"),
         (tmp_path / "x.xlsx", "not a .csv or .parquet file; save it as one of them"),
         (tmp_path / "broken.parquet", "cannot read it as PARQUET"),
         (tmp_path / "empty", "the folder has no .csv or .parquet files"),

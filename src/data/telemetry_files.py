@@ -80,6 +80,11 @@ _HINTS: dict[str, str] = {
     "onset_time": "onset",
 }
 _LABEL_COLUMNS = ("fault_type", "event_id", "onset_s", "hazardous")
+_COLUMN_SUMMARY = {
+    "reading": "module_id, timestamp, the 14 signals of docs/own-data.md, optional rack_id "
+    "and chemistry",
+    "event": "module_id, onset, optional fault_type, event_id and notes",
+}
 
 
 def read_telemetry(path: str | Path, *, check_units: bool = True) -> pd.DataFrame:
@@ -112,7 +117,7 @@ def read_telemetry(path: str | Path, *, check_units: bool = True) -> pd.DataFram
         # Checked across files even when some file failed, so one run tells everything.
         _check_duplicates(frame, log)
         _check_modules(frame, log)
-    log.raise_if_any(f"telemetry at {path}")
+    log.raise_if_any(f"telemetry files at {path}")
     frame = _finish(frame, ("module_id", "timestamp_s"), sources)
     logger.info(
         "read %d readings of %d modules from %d file(s) at %s",
@@ -145,7 +150,7 @@ def read_events(path: str | Path, *, telemetry: pd.DataFrame | None = None) -> p
         part = _events_part(table, shown, log)
         if part is not None:
             parts.append(part)
-    log.raise_if_any(f"events at {path}")
+    log.raise_if_any(f"event files at {path}")
     if not parts:
         frame = pd.DataFrame({name: [] for name in ("module_id", "onset_s", *SOURCE_COLUMNS)})
     else:
@@ -153,7 +158,7 @@ def read_events(path: str | Path, *, telemetry: pd.DataFrame | None = None) -> p
     frame = _with_event_ids(frame, log)
     if telemetry is not None:
         check_events_against(frame, telemetry, log)
-    log.raise_if_any(f"events at {path}")
+    log.raise_if_any(f"event files at {path}")
     frame = _finish(frame, ("onset_s", "module_id"), sources)
     logger.info("read %d event(s) from %d file(s) at %s", len(frame), len(sources), path)
     return frame
@@ -181,7 +186,7 @@ def _check_columns(
                 advice = f"did you mean {guess}? rename it (the file has no {guess} column)"
             else:
                 hint = f"did you mean {guess}? " if guess else ""
-                advice = f"{hint}rename or remove it (columns: docs/own-data.md)"
+                advice = f"{hint}rename or remove it (the columns: {_COLUMN_SUMMARY[what]})"
         problems.append(
             Problem(
                 "unknown_column",
