@@ -197,7 +197,7 @@ BAD_TELEMETRY = [
         "bad_module_id",
         1,
         "module_id",
-        "'R01 M01' is not a valid id (row 1); an id is 1-64 characters of A-Z a-z 0-9 . _ : / -",
+        "'R01 M01' is not a valid id; an id is 1-64 characters of A-Z a-z 0-9 . _ : / -",
         id="bad-module-id",
     ),
     pytest.param(
@@ -205,7 +205,7 @@ BAD_TELEMETRY = [
         "bad_value",
         7,
         "chemistry",
-        "'LiPo' (row 7); write LFP or NMC, or leave the column out",
+        "'LiPo' is not a chemistry; write LFP or NMC, or leave the column out",
         id="bad-chemistry",
     ),
     pytest.param(
@@ -536,3 +536,18 @@ def test_report_numbers_on_a_tiny_file(tmp_path: Path) -> None:
     assert "sampling: median 10 s, p95 154.5 s, 1 gaps over 120 s (0.05 h in all" in text
     assert "events: 1 on 1 modules (overcharge 1); hazardous readings 4 (66.67 %)" in text
     json.dumps(report)  # plain JSON, for logging
+
+
+def test_event_problems_are_collected_in_one_error(tmp_path: Path, telemetry: pd.DataFrame) -> None:
+    path = _write(
+        pd.DataFrame(
+            {
+                "module_id": ["R01 M01", "R01-M01", "R09-M01", "R01-M02"],
+                "onset": ["2026-01-01T00:30:00Z", "soon", "2026-01-01T00:30:00Z", None],
+            }
+        ),
+        tmp_path / "events.csv",
+    )
+    error = _problems(lambda: read_events(path, telemetry=telemetry))
+    assert dict(error.counts) == {"bad_module_id": 1, "bad_timestamp": 2, "unknown_module": 1}
+    assert sorted(p.row for p in error.problems) == [1, 2, 3, 4]

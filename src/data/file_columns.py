@@ -29,7 +29,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from src.data.telemetry_checks import Problem, ProblemLog, quoted, row_list, where
+from src.data.telemetry_checks import Problem, ProblemLog, also_in, quoted, where
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ def check_ids(
             log.add(
                 Problem(
                     "bad_module_id",
-                    f"{where(name, file, int(hit[0]))}: {what} ({row_list(hit)}); an id is 1-64 "
+                    f"{where(name, file, int(hit[0]))}: {what}{also_in(hit)}; an id is 1-64 "
                     "characters of A-Z a-z 0-9 . _ : / - with no spaces",
                     file=file,
                     row=int(hit[0]),

@@ -155,6 +155,13 @@ def row_list(rows: np.ndarray, shown: int = 3) -> str:
     return f"{word} {head}" + (f" and {rest:,} more" if rest > 0 else "")
 
 
+def also_in(rows: np.ndarray) -> str:
+    """` (also in rows 9, 12 and 40 more)` after a message about rows[0]; empty if one row."""
+    if len(rows) < 2:
+        return ""
+    return f" (also in {row_list(rows[1:])})"
+
+
 # -- units ---------------------------------------------------------------------------------
 
 

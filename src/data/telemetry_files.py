@@ -37,9 +37,9 @@ from src.data.telemetry_checks import (
     Problem,
     ProblemLog,
     TelemetryValidationError,
+    also_in,
     check_signal_values,
     quoted,
-    row_list,
     where,
 )
 
@@ -150,14 +150,15 @@ def read_events(path: str | Path, *, telemetry: pd.DataFrame | None = None) -> p
         part = _events_part(table, shown, log)
         if part is not None:
             parts.append(part)
-    log.raise_if_any(f"event files at {path}")
-    if not parts:
-        frame = pd.DataFrame({name: [] for name in ("module_id", "onset_s", *SOURCE_COLUMNS)})
-    else:
+    if parts:
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    else:
+        frame = pd.DataFrame({name: [] for name in ("module_id", "onset_s", *SOURCE_COLUMNS)})
     frame = _with_event_ids(frame, log)
     if telemetry is not None:
-        check_events_against(frame, telemetry, log)
+        # Only the rows that passed their own checks: each problem is reported once.
+        usable = frame["module_id"].notna() & frame["onset_s"].notna()
+        check_events_against(frame[usable], telemetry, log)
     log.raise_if_any(f"event files at {path}")
     frame = _finish(frame, ("onset_s", "module_id"), sources)
     logger.info("read %d event(s) from %d file(s) at %s", len(frame), len(sources), path)
@@ -250,8 +251,9 @@ def _chemistry(column: pa.ChunkedArray, file: str, rows: np.ndarray, log: Proble
         log.add(
             Problem(
                 "bad_value",
-                f"{where('chemistry', file, int(hit[0]))}: {quoted(value)} ({row_list(hit)}); "
-                f"write {' or '.join(CHEMISTRIES)}, or leave the column out if it is not known",
+                f"{where('chemistry', file, int(hit[0]))}: {quoted(value)} is not a chemistry"
+                f"{also_in(hit)}; write {' or '.join(CHEMISTRIES)}, or leave the column out if "
+                "it is not known",
                 file=file,
                 row=int(hit[0]),
                 column="chemistry",
@@ -379,7 +381,8 @@ def _with_event_ids(frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:
         else np.full(len(frame), "", dtype=object)
     )
     used = set(ids) - {""}
-    order = np.lexsort((frame["module_id"].to_numpy(dtype=object), frame["onset_s"].to_numpy()))
+    modules = frame["module_id"].fillna("").to_numpy(dtype=object)
+    order = np.lexsort((modules, frame["onset_s"].to_numpy()))
     width = max(3, len(str(len(frame))))
     number = 0
     for i in order:
@@ -393,7 +396,8 @@ def _with_event_ids(frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:
         ("duplicate_event", ["event_id"], "event_id"),
         ("duplicate_event", ["module_id", "onset_s"], "module and onset"),
     ):
-        for i in np.flatnonzero(frame.duplicated(keys, keep="first").to_numpy()):
+        repeated = frame.duplicated(keys, keep="first") & frame[keys].notna().all(axis=1)
+        for i in np.flatnonzero(repeated.to_numpy()):
             first = int(np.argmax((frame[keys] == frame[keys].iloc[i]).all(axis=1).to_numpy()))
             column = "event_id" if what == "event_id" else "onset"
             log.add(
