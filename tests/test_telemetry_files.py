@@ -551,3 +551,14 @@ def test_event_problems_are_collected_in_one_error(tmp_path: Path, telemetry: pd
     error = _problems(lambda: read_events(path, telemetry=telemetry))
     assert dict(error.counts) == {"bad_module_id": 1, "bad_timestamp": 2, "unknown_module": 1}
     assert sorted(p.row for p in error.problems) == [1, 2, 3, 4]
+
+
+def test_the_examples_in_docs_own_data_md_read(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "own-data.md").read_text("utf-8")
+    telemetry_csv, events_csv = [block.split("```")[0] for block in text.split("```csv\n")[1:]]
+    (tmp_path / "telemetry.csv").write_text(telemetry_csv, encoding="utf-8")
+    (tmp_path / "events.csv").write_text(events_csv, encoding="utf-8")
+    telemetry = read_telemetry(tmp_path / "telemetry.csv")
+    assert len(telemetry) == 2
+    assert np.isnan(telemetry["internal_resistance_mohm"].iloc[1])
+    assert read_events(tmp_path / "events.csv")["event_id"].tolist() == ["E001", "E002"]
