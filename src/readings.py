@@ -25,6 +25,8 @@ class ReadingBatch:
     timestamps_sent: Sequence[Any] | None = None
     """Each reading's timestamp as the client wrote it, for answers to echo; None when the
     batch did not come from a client."""
+    chemistry: Sequence[str | None] | None = None
+    """Each reading's module chemistry as given (e.g. "LFP"); None: none was given."""
 
     def __len__(self) -> int:
         return int(self.timestamps_s.shape[0])

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     booster (onnxruntime's per-call cost is a fraction of XGBoost's); larger ones, or all
     when 0 or when the run has no ONNX copy, by XGBoost itself."""
 
+    chemistry: Literal["LFP", "NMC"] | None = Field(None, validation_alias="HVS_CHEMISTRY")
+    """The site's cell chemistry, for readings that do not say (`chemistry` field): the
+    features compare cell voltages with its limits. Unset: unknown unless a reading says."""
+
     # ------------------------------------------------------------------ module history
     history: bool = Field(True, validation_alias="HVS_HISTORY")
     """Keep each module's recent readings, so a reading posted alone is scored with its
@@ -225,6 +229,7 @@ class Settings(BaseSettings):
         "metrics_tokens",
         "metrics_tokens_file",
         "model_signing_key_file",
+        "chemistry",
         mode="before",
     )
     @classmethod

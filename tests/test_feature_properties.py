@@ -40,18 +40,20 @@ def readings(draw, max_rows: int = 40):
             draw(st.lists(st.one_of(value, st.just(np.nan)), min_size=n_rows, max_size=n_rows))
         )
     signals = np.array(columns, dtype=np.float64).T
+    chemistry_of = {m: draw(st.sampled_from([0.0, 1.0])) for m in sorted(set(modules))}
     return (
         [modules[i] for i in keep],
         T0 + np.array([offsets[i] for i in keep]),
         signals[keep],
+        np.array([chemistry_of[modules[i]] for i in keep]),
     )
 
 
 @settings(max_examples=150, deadline=None)
 @given(readings())
 def test_features_are_never_infinite_and_finite_when_nothing_is_missing(batch):
-    module_ids, timestamps, signals = batch
-    features = compute_features(module_ids, timestamps, signals)
+    module_ids, timestamps, signals, chemistry = batch
+    features = compute_features(module_ids, timestamps, signals, chemistry)
     assert not np.isinf(features).any()
     if not np.isnan(signals).any():
         assert np.isfinite(features).all()
@@ -60,19 +62,23 @@ def test_features_are_never_infinite_and_finite_when_nothing_is_missing(batch):
 @settings(max_examples=150, deadline=None)
 @given(readings(), st.randoms(use_true_random=False))
 def test_the_order_of_a_batch_changes_no_reading_s_features(batch, random):
-    module_ids, timestamps, signals = batch
+    module_ids, timestamps, signals, chemistry = batch
     order = list(range(len(module_ids)))
     random.shuffle(order)
-    features = compute_features(module_ids, timestamps, signals)
-    shuffled = compute_features([module_ids[i] for i in order], timestamps[order], signals[order])
+    features = compute_features(module_ids, timestamps, signals, chemistry)
+    shuffled = compute_features(
+        [module_ids[i] for i in order], timestamps[order], signals[order], chemistry[order]
+    )
     np.testing.assert_array_equal(shuffled, features[order])
 
 
 @settings(max_examples=100, deadline=None)
 @given(readings())
 def test_a_module_s_features_do_not_depend_on_other_modules(batch):
-    module_ids, timestamps, signals = batch
-    features = compute_features(module_ids, timestamps, signals)
+    module_ids, timestamps, signals, chemistry = batch
+    features = compute_features(module_ids, timestamps, signals, chemistry)
     mine = [i for i, module in enumerate(module_ids) if module == module_ids[0]]
-    alone = compute_features([module_ids[i] for i in mine], timestamps[mine], signals[mine])
+    alone = compute_features(
+        [module_ids[i] for i in mine], timestamps[mine], signals[mine], chemistry[mine]
+    )
     np.testing.assert_array_equal(alone, features[mine])

@@ -5,12 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from src.data.chemistry import CHEMISTRIES
 from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES
 from src.features.engineering import (
+    BASELINE_QUANTITIES,
+    BASELINE_WINDOW_S,
+    CHEMISTRY_CODES,
     FEATURE_NAMES,
     RATE_MAX_GAP_S,
     RATE_MIN_GAP_S,
     RATE_SIGNALS,
+    RISE_SIGNALS,
+    SHORT_WINDOW_S,
     SLOPE_SIGNALS,
     WINDOW_S,
     WINDOW_SIGNALS,
@@ -18,9 +24,37 @@ from src.features.engineering import (
 )
 
 
-def reference_features(module_ids, timestamps, signals, max_history_s=None) -> np.ndarray:
+def reference_features(module_ids, timestamps, signals, chemistry=None, max_history_s=None):
     """Row-by-row definition of every feature, in the order of FEATURE_NAMES."""
     horizon = np.inf if max_history_s is None else max_history_s
+    chemistry = np.full(len(timestamps), np.nan) if chemistry is None else chemistry
+
+    def spread_of(x):
+        return x[SIGNAL_INDEX["cell_voltage_max_v"]] - x[SIGNAL_INDEX["cell_voltage_min_v"]]
+
+    def above_of(x):
+        return x[SIGNAL_INDEX["cell_temp_max_c"]] - x[SIGNAL_INDEX["ambient_temp_c"]]
+
+    def quantity(x, name):
+        if name == "cell_voltage_spread_v":
+            return spread_of(x)
+        if name == "temp_above_ambient_c":
+            return above_of(x)
+        return x[SIGNAL_INDEX[name]]
+
+    def nanstat(values, stat):
+        values = np.array(values, dtype=float)
+        values = values[~np.isnan(values)]
+        return stat(values) if values.size else np.nan
+
+    def slope(i, window, k):
+        first = window[0]
+        span = timestamps[i] - timestamps[first]
+        return (signals[i][k] - signals[first][k]) / span * 60.0 if span >= RATE_MIN_GAP_S else 0.0
+
+    def within(i, same, seconds):
+        return [j for j in same if timestamps[j] >= timestamps[i] - min(seconds, horizon)]
+
     rows = []
     for i in range(len(timestamps)):
         same = [
@@ -31,37 +65,44 @@ def reference_features(module_ids, timestamps, signals, max_history_s=None) -> n
         same.sort(key=lambda j: (timestamps[j], j))
         same = [j for j in same if timestamps[i] - timestamps[j] <= horizon]
         x = signals[i]
-        row = list(x)
-        row.append(x[SIGNAL_INDEX["cell_voltage_max_v"]] - x[SIGNAL_INDEX["cell_voltage_min_v"]])
-        row.append(x[SIGNAL_INDEX["cell_temp_max_c"]] - x[SIGNAL_INDEX["ambient_temp_c"]])
+        row = [*x, spread_of(x), above_of(x)]
         older = [j for j in same if timestamps[i] - timestamps[j] >= RATE_MIN_GAP_S]
         previous = older[-1] if older else None
         for name in RATE_SIGNALS:
             k = SIGNAL_INDEX[name]
-            if previous is None:
-                row.append(0.0)
-                continue
-            dt = timestamps[i] - timestamps[previous]
-            if dt <= min(RATE_MAX_GAP_S, horizon):
+            dt = None if previous is None else timestamps[i] - timestamps[previous]
+            if dt is not None and dt <= min(RATE_MAX_GAP_S, horizon):
                 row.append((x[k] - signals[previous][k]) / dt * 60.0)
             else:
                 row.append(0.0)
-        window = [j for j in same if timestamps[j] >= timestamps[i] - min(WINDOW_S, horizon)]
+        window, short, baseline = (
+            within(i, same, WINDOW_S),
+            within(i, same, SHORT_WINDOW_S),
+            within(i, same, BASELINE_WINDOW_S),
+        )
         for name in WINDOW_SIGNALS:
+            values = [signals[j][SIGNAL_INDEX[name]] for j in window]
+            row += [nanstat(values, np.mean), nanstat(values, np.std), nanstat(values, np.max)]
+        slopes_5 = [slope(i, window, SIGNAL_INDEX[name]) for name in SLOPE_SIGNALS]
+        slopes_1 = [slope(i, short, SIGNAL_INDEX[name]) for name in SLOPE_SIGNALS]
+        row += [*slopes_5, *slopes_1, (slopes_1[0] - slopes_5[0]) / 2.0]
+        for name in BASELINE_QUANTITIES:
+            mean = nanstat([quantity(signals[j], name) for j in baseline], np.mean)
+            row.append(quantity(x, name) - mean)
+        for name in RISE_SIGNALS:
             k = SIGNAL_INDEX[name]
-            values = np.array([signals[j][k] for j in window])
-            values = values[~np.isnan(values)]
-            if values.size:
-                row += [values.mean(), values.std(), values.max()]
-            else:
-                row += [np.nan, np.nan, np.nan]
-        first = window[0]
-        history = timestamps[i] - timestamps[first]
-        for name in SLOPE_SIGNALS:
-            k = SIGNAL_INDEX[name]
-            sloped = history >= RATE_MIN_GAP_S
-            row.append((x[k] - signals[first][k]) / history * 60.0 if sloped else 0.0)
-        row.append(history)
+            row.append(x[k] - nanstat([signals[j][k] for j in baseline], np.min))
+        code = chemistry[i]
+        if np.isnan(code):
+            row += [np.nan, np.nan, np.nan]
+        else:
+            limits = CHEMISTRIES[CHEMISTRY_CODES[int(code)]]
+            row += [
+                x[SIGNAL_INDEX["cell_voltage_max_v"]] - limits.max_operating_v,
+                limits.min_operating_v - x[SIGNAL_INDEX["cell_voltage_min_v"]],
+                code,
+            ]
+        row += [timestamps[i] - timestamps[window[0]], timestamps[i] - timestamps[baseline[0]]]
         rows.append(row)
     return np.array(rows, dtype=np.float64)
 
@@ -69,11 +110,18 @@ def reference_features(module_ids, timestamps, signals, max_history_s=None) -> n
 def random_readings(seed: int, n_rows: int, n_modules: int, nan_fraction: float = 0.05):
     rng = np.random.default_rng(seed)
     module_ids = [f"M{rng.integers(n_modules)}" for _ in range(n_rows)]
-    # irregular sampling with gaps longer than the rate gap and the window
-    timestamps = 1_767_225_600.0 + np.round(rng.uniform(0, 1800, n_rows), 1)
+    # irregular sampling with gaps longer than the rate gap and the windows
+    timestamps = 1_767_225_600.0 + np.round(rng.uniform(0, 3600, n_rows), 1)
     signals = rng.normal(50.0, 20.0, size=(n_rows, len(SIGNAL_NAMES)))
     signals[rng.random(signals.shape) < nan_fraction] = np.nan
     return module_ids, timestamps, signals
+
+
+def random_chemistry(module_ids, seed: int) -> np.ndarray:
+    """Each module's chemistry: one of the known codes, or unknown (NaN)."""
+    rng = np.random.default_rng(seed)
+    per_module = {m: rng.choice([0.0, 1.0, np.nan]) for m in sorted(set(module_ids))}
+    return np.array([per_module[m] for m in module_ids])
 
 
 def test_feature_names_are_unique_and_start_with_raw_signals():
@@ -84,8 +132,9 @@ def test_feature_names_are_unique_and_start_with_raw_signals():
 @pytest.mark.parametrize(("seed", "n_rows", "n_modules"), [(0, 40, 1), (1, 120, 4), (2, 300, 7)])
 def test_matches_reference_on_shuffled_irregular_readings(seed, n_rows, n_modules):
     module_ids, timestamps, signals = random_readings(seed, n_rows, n_modules)
-    got = compute_features(module_ids, timestamps, signals)
-    want = reference_features(module_ids, timestamps, signals)
+    chemistry = random_chemistry(module_ids, seed)
+    got = compute_features(module_ids, timestamps, signals, chemistry)
+    want = reference_features(module_ids, timestamps, signals, chemistry)
     assert got.shape == (n_rows, len(FEATURE_NAMES))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-7, equal_nan=True)
 
@@ -137,17 +186,21 @@ def test_single_reading_shortcut_is_bit_identical_to_the_general_code(seed):
     each, i.e. two first-of-series readings. Same bits, NaN included."""
     _, _, signals = random_readings(seed, 2, 1, nan_fraction=0.3)
     signals[0, 5] = np.nan  # cell_temp_max_c, a window signal
-    general = compute_features(["A", "B"], np.array([0.0, 0.0]), signals)
+    chemistry = np.array([[0.0, np.nan], [1.0, 0.0], [np.nan, 1.0]][seed % 3])
+    general = compute_features(["A", "B"], np.array([0.0, 0.0]), signals, chemistry)
     for row in range(2):
-        alone = compute_features(["A"], np.array([0.0]), signals[row : row + 1])
+        alone = compute_features(
+            ["A"], np.array([0.0]), signals[row : row + 1], chemistry[row : row + 1]
+        )
         np.testing.assert_array_equal(alone[0], general[row])
 
 
-@pytest.mark.parametrize("max_history_s", [0.0, 30.0, 60.0, 120.0, 300.0])
+@pytest.mark.parametrize("max_history_s", [0.0, 30.0, 60.0, 120.0, 300.0, 900.0])
 def test_history_can_be_capped_as_if_that_were_all_there_was(max_history_s):
     module_ids, timestamps, signals = random_readings(5, 150, 3)
-    got = compute_features(module_ids, timestamps, signals, max_history_s=max_history_s)
-    want = reference_features(module_ids, timestamps, signals, max_history_s=max_history_s)
+    chemistry = random_chemistry(module_ids, 5)
+    got = compute_features(module_ids, timestamps, signals, chemistry, max_history_s)
+    want = reference_features(module_ids, timestamps, signals, chemistry, max_history_s)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-7, equal_nan=True)
 
 

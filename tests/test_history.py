@@ -71,10 +71,10 @@ def test_the_first_reading_has_no_history_the_next_sees_it(store):
 
 
 def test_only_readings_within_the_lookback_and_at_or_before_come_back(store):
-    exchange(store, "M1", [T0, T0 + 100, T0 + 200, T0 + 400])
-    # a late reading: only what is stamped at or before it, back to its lookback
-    before, _ = exchange(store, "M1", [T0 + 350])
-    assert HISTORY_LOOKBACK_S == 300.0  # so back to T0 + 50
+    lookback = HISTORY_LOOKBACK_S
+    exchange(store, "M1", [T0, T0 + 100, T0 + 200, T0 + lookback + 100])
+    # a late reading: only what is stamped at or before it, back to its lookback (T0 + 50)
+    before, _ = exchange(store, "M1", [T0 + lookback + 50])
     assert before.timestamps_s.tolist() == [T0 + 100, T0 + 200]
 
 

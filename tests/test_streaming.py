@@ -41,7 +41,7 @@ def faulty_series(trained_store, length: int):
 
 
 def test_one_reading_per_request_equals_one_request_and_training(stream_settings, trained_store):
-    series = faulty_series(trained_store, 150)
+    series = faulty_series(trained_store, 300)
     readings = [as_reading(row) for row in series.itertuples(index=False)]
     streamed_app = create_app(stream_settings)
     streamed = []
@@ -59,13 +59,13 @@ def test_one_reading_per_request_equals_one_request_and_training(stream_settings
     assert [p["history_s"] for p in streamed] == [p["history_s"] for p in batched]
     assert [p["history_readings"] for p in streamed] == [p["history_readings"] for p in batched]
     assert streamed[0]["history_readings"] == 0  # the stream's first reading was alone
-    assert streamed[-1]["history_s"] >= 290.0  # later ones see their last 5 minutes
+    assert streamed[-1]["history_s"] >= 1400.0  # later ones see their past (150 readings)
     # The series is the test module's last readings, not its start, and training saw the
     # earlier ones too: readings whose whole lookback lies inside the series must get
     # exactly what training computed for them.
     times = series["timestamp_s"].to_numpy()
     inside = times - HISTORY_LOOKBACK_S > times[0]
-    assert inside.sum() > 100
+    assert inside.sum() > 80
     expected = trained_store.result.test_probabilities[series.index.to_numpy()]
     np.testing.assert_allclose(streamed_p[inside], expected[inside], rtol=0, atol=1e-6)
 

@@ -328,6 +328,7 @@ def test_timestamps_are_converted_exactly_as_the_api_converts_them(tmp_path: Pat
     read = read_telemetry(_write(frame, tmp_path / "a.csv")).set_index("module_id")
 
     from src.api import schemas
+
     as_sent = [float(v) if v[0].isdigit() and "-" not in v else v for v in forms]
     body = {"columns": {"module_id": list(frame["module_id"]), "timestamp": as_sent}}
     body["columns"].update({name: [None] * len(forms) for name in SIGNAL_NAMES})
@@ -351,6 +352,7 @@ def test_parquet_timestamp_columns(tmp_path: Path, rows: pd.DataFrame) -> None:
 
 def test_module_id_pattern_is_the_apis() -> None:
     from src.api import schemas
+
     constraint = next(m for m in schemas.ModuleId.__metadata__ if hasattr(m, "pattern"))
     assert constraint.pattern == f"^{ID_PATTERN.pattern}+$".replace("{1,64}+", "+")
     assert (constraint.min_length, constraint.max_length) == (1, 64)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import islice
 from operator import itemgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 import numpy as np
 from pydantic import (
@@ -28,6 +28,7 @@ from typing_extensions import TypedDict
 
 from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import InvalidInputError
+from src.features.engineering import CHEMISTRY_CODES
 from src.readings import ReadingBatch
 
 ModuleId = Annotated[
@@ -68,6 +69,14 @@ SIGNAL_TYPES: dict[str, Any] = {
     for signal in SIGNALS
 }
 
+Chemistry = Annotated[
+    Literal[CHEMISTRY_CODES] | None,  # type: ignore[valid-type]
+    Field(
+        description="The module's cell chemistry; null or absent: the site's HVS_CHEMISTRY, "
+        "or unknown"
+    ),
+]
+
 # Readings are validated as TypedDicts: the same pydantic-core checks and error paths as
 # models, without building 1,000 model instances per request (4x faster on a batch).
 Reading = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
@@ -77,6 +86,7 @@ Reading = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
             "module_id": Annotated[ModuleId, Field(description="Module identifier, e.g. R03-M07")],
             "timestamp": Timestamp,
             **SIGNAL_TYPES,
+            "chemistry": NotRequired[Chemistry],
         },
     )
 )
@@ -97,6 +107,7 @@ Columns = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
             "module_id": Annotated[list[ModuleId], Field(min_length=1)],
             "timestamp": list[Timestamp],
             **{name: list[kind] for name, kind in SIGNAL_TYPES.items()},
+            "chemistry": NotRequired[list[Chemistry]],
         },
     )
 )
@@ -178,7 +189,9 @@ MAX_ERROR_DETAILS = 20
 """An error lists at most this many problems, and its message says how many there were."""
 
 READING_FIELDS = frozenset(("module_id", "timestamp", *SIGNAL_NAMES))
-"""Every reading has exactly these; field names are the only client keys ever echoed."""
+"""Every reading has these; field names are the only client keys ever echoed."""
+OPTIONAL_FIELDS = frozenset(("chemistry",))
+WITH_OPTIONAL = READING_FIELDS | OPTIONAL_FIELDS
 
 _ROWS_ADAPTER = TypeAdapter(PredictRequest)
 _COLUMNS_ADAPTER = TypeAdapter(PredictColumnsRequest)
@@ -218,11 +231,13 @@ def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     _check_count(body["readings"], "readings", max_readings)
     _check_reading_fields(body["readings"])
     readings = _validate(_ROWS_ADAPTER, body)["readings"]
+    chemistry = [reading.get("chemistry") for reading in readings]
     return ReadingBatch(
         module_ids=[reading["module_id"] for reading in readings],
         timestamps_s=_epoch_seconds(map(_timestamp_of, readings), len(readings)),
         signals=np.array(list(map(_signal_values, readings)), dtype=np.float64),
         timestamps_sent=list(map(_timestamp_of, body["readings"])),
+        chemistry=chemistry if any(chemistry) else None,
     )
 
 
@@ -241,6 +256,7 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
             [np.array(validated[name], dtype=np.float64) for name in SIGNAL_NAMES]
         ),
         timestamps_sent=columns["timestamp"],
+        chemistry=validated.get("chemistry"),
     )
 
 
@@ -291,7 +307,8 @@ def _field_problems(present: Any, where: str) -> list[dict[str, str]]:
     """Missing fields by name, unknown ones only counted (their names are the client's)."""
     missing = [name for name in ("module_id", "timestamp", *SIGNAL_NAMES) if name not in present]
     problems = [{"field": f"{where}.{name}", "problem": "Field required"} for name in missing]
-    unknown = len(present) - (len(READING_FIELDS) - len(missing))
+    optional = sum(name in present for name in OPTIONAL_FIELDS)
+    unknown = len(present) - (len(READING_FIELDS) - len(missing)) - optional
     if unknown:
         problems.append({"field": where, "problem": f"{unknown} unknown field(s); see docs/api.md"})
     return problems
@@ -303,7 +320,9 @@ def _check_reading_fields(readings: Any) -> None:
     problems: list[dict[str, str]] = []
     total = 0
     for index, reading in enumerate(readings):
-        if type(reading) is dict and reading.keys() == READING_FIELDS:
+        if type(reading) is dict and (
+            reading.keys() == READING_FIELDS or reading.keys() == WITH_OPTIONAL
+        ):
             continue
         if isinstance(reading, dict):
             found = _field_problems(reading, f"readings[{index}]")
@@ -316,7 +335,7 @@ def _check_reading_fields(readings: Any) -> None:
 
 
 def _check_column_fields(columns: dict[str, Any]) -> None:
-    if columns.keys() != READING_FIELDS:
+    if columns.keys() != READING_FIELDS and columns.keys() != WITH_OPTIONAL:
         problems = _field_problems(columns, "columns")
         raise _bounded(len(problems), problems)
     count = len(columns["module_id"]) if isinstance(columns["module_id"], list) else None
@@ -358,7 +377,7 @@ def _validate(adapter: TypeAdapter, body: dict[str, Any]) -> Any:
         raise _bounded(error.error_count(), details) from None
 
 
-_PATH_PARTS = READING_FIELDS | {"readings", "columns"}
+_PATH_PARTS = WITH_OPTIONAL | {"readings", "columns"}
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:

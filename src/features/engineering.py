@@ -1,14 +1,20 @@
 """Feature engineering shared, unchanged, by training and serving.
 
 Every feature of a reading is computed from that reading and the earlier readings of the
-same module that are passed in with it: during training that is the module's whole
-series, at serving time the readings of the same module in the same request. A reading
-with no earlier reading (the first of a series, or a request of one reading) gets the
-same fallback in both places: rates and slopes 0, rolling mean and max equal to the
-value itself, rolling standard deviation 0, history 0 seconds.
+same module passed in with it: during training the module's whole series, at serving time
+its stored history plus the request's own readings. A reading with no earlier reading
+(the first of a series, or a module just started) gets the same fallback in both places:
+rates, slopes and deviations 0, window mean and max equal to the value itself, window
+standard deviation 0, history 0 seconds.
 
-The code works on numpy arrays only (no pandas), so that one request of one reading
-costs tens of microseconds, and a million training rows a few seconds.
+Feature set 3 is built not to lean on absolute calibration: besides levels it has each
+signal's deviation from the module's own last 30 minutes, gas rising above its own
+30-minute floor (a sensor's offset cancels), rates over 10 s, 1 and 5 minutes and the
+acceleration of temperature, and cell voltages against the module's chemistry's limits.
+
+The code works on numpy arrays only (no pandas), so a request costs microseconds to a
+millisecond and a million training rows a few seconds. Window sums are summed block-wise
+so a reading's features are bit-identical wherever its window sits (see _window_sum).
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from src.data.chemistry import CHEMISTRIES
 from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES, SIGNALS
 
-FEATURE_SET_VERSION = "2"
+FEATURE_SET_VERSION = "3"
 """Bumped whenever a feature's definition changes; logged with every run."""
 
 RATE_MAX_GAP_S = 120.0
@@ -31,8 +38,15 @@ RATE_MIN_GAP_S = 5.0
 (a retry, a clock that stepped back, a burst) is measured against the latest reading at
 least this much older. Half the BMS's 10 s period, so it never matters on a steady feed."""
 
+SHORT_WINDOW_S = 60.0
 WINDOW_S = 300.0
-"""Rolling statistics cover the readings of the last five minutes, this one included."""
+"""Rolling statistics and slopes: the last minute and the last five, this reading included."""
+
+BASELINE_WINDOW_S = 1800.0
+"""The module's own recent normal: deviations are taken from its last 30 minutes."""
+
+CHEMISTRY_CODES: tuple[str, ...] = tuple(sorted(CHEMISTRIES))
+"""A reading's chemistry as a number: its index here; NaN when not known."""
 
 RATE_SIGNALS: tuple[str, ...] = (
     "cell_temp_max_c",
@@ -44,8 +58,22 @@ RATE_SIGNALS: tuple[str, ...] = (
     "pressure_kpa",
     "smoke_obscuration_pct_per_m",
 )
-WINDOW_SIGNALS: tuple[str, ...] = ("cell_temp_max_c", "h2_ppm", "co_ppm")
-SLOPE_SIGNALS: tuple[str, ...] = ("cell_temp_max_c", "h2_ppm")
+WINDOW_SIGNALS: tuple[str, ...] = ("cell_temp_max_c", "h2_ppm", "co_ppm", "voc_ppm")
+SLOPE_SIGNALS: tuple[str, ...] = ("cell_temp_max_c", "h2_ppm", "co_ppm")
+BASELINE_QUANTITIES: tuple[str, ...] = (
+    "cell_temp_max_c",
+    "temp_above_ambient_c",
+    "cell_voltage_min_v",
+    "cell_voltage_spread_v",
+    "internal_resistance_mohm",
+    "pressure_kpa",
+    "h2_ppm",
+    "co_ppm",
+    "voc_ppm",
+)
+"""Quantities taken as deviations from the module's own 30-minute mean."""
+RISE_SIGNALS: tuple[str, ...] = ("h2_ppm", "co_ppm", "voc_ppm")
+"""Gases taken also as their rise above the module's own 30-minute minimum."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     *SIGNAL_NAMES,
@@ -54,8 +82,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"{name}_rate_per_min" for name in RATE_SIGNALS),
     *(f"{name}_{stat}_5min" for name in WINDOW_SIGNALS for stat in ("mean", "std", "max")),
     *(f"{name}_slope_per_min_5min" for name in SLOPE_SIGNALS),
+    *(f"{name}_slope_per_min_1min" for name in SLOPE_SIGNALS),
+    "cell_temp_max_c_acceleration_per_min2",
+    *(f"{name}_deviation_30min" for name in BASELINE_QUANTITIES),
+    *(f"{name}_rise_30min" for name in RISE_SIGNALS),
+    "cell_voltage_max_above_chemistry_max_v",
+    "cell_voltage_min_below_chemistry_min_v",
+    "chemistry_code",
     "history_s",
+    "baseline_history_s",
 )
+
+HISTORY_LOOKBACK_S = max(BASELINE_WINDOW_S, WINDOW_S, RATE_MAX_GAP_S)
+"""How far back any feature looks: what a history store must keep of each module."""
 
 
 def feature_contract() -> dict[str, Any]:
@@ -71,23 +110,57 @@ def feature_contract() -> dict[str, Any]:
     }
 
 
-HISTORY_LOOKBACK_S = max(WINDOW_S, RATE_MAX_GAP_S)
-"""How far back any feature looks: what a history store must keep of each module."""
-
-
 _REFERENCE = np.array([signal.reference for signal in SIGNALS], dtype=np.float64)
 _RATE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in RATE_SIGNALS])
 _WINDOW_COLUMNS = np.array([SIGNAL_INDEX[name] for name in WINDOW_SIGNALS])
 _SLOPE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in SLOPE_SIGNALS])
+_RISE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in RISE_SIGNALS])
 _WINDOW_REFERENCE = _REFERENCE[_WINDOW_COLUMNS]
 _VOLTAGE_MAX, _VOLTAGE_MIN = SIGNAL_INDEX["cell_voltage_max_v"], SIGNAL_INDEX["cell_voltage_min_v"]
 _TEMP_MAX, _AMBIENT = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["ambient_temp_c"]
+_TEMP_SLOPE = SLOPE_SIGNALS.index("cell_temp_max_c")
+_CHEMISTRY_MAX_V = np.array([CHEMISTRIES[name].max_operating_v for name in CHEMISTRY_CODES])
+_CHEMISTRY_MIN_V = np.array([CHEMISTRIES[name].min_operating_v for name in CHEMISTRY_CODES])
+
+
+def chemistry_codes(names: Sequence[str | None] | None, n_rows: int) -> np.ndarray:
+    """Chemistry names (or None) as the numbers compute_features takes: NaN when unknown."""
+    if names is None:
+        return np.full(n_rows, np.nan)
+    lookup = {name: float(code) for code, name in enumerate(CHEMISTRY_CODES)}
+    return np.array([lookup.get(name, np.nan) for name in names], dtype=np.float64)
+
+
+def _derived(x: np.ndarray) -> np.ndarray:
+    """cell_voltage_spread_v and temp_above_ambient_c, as columns."""
+    return np.column_stack(
+        (x[:, _VOLTAGE_MAX] - x[:, _VOLTAGE_MIN], x[:, _TEMP_MAX] - x[:, _AMBIENT])
+    )
+
+
+def _baseline_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
+    columns["cell_voltage_spread_v"] = derived[:, 0]
+    columns["temp_above_ambient_c"] = derived[:, 1]
+    return np.column_stack([columns[name] for name in BASELINE_QUANTITIES])
+
+
+_BASELINE_REFERENCE = _baseline_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
+
+
+def _chemistry_features(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    known = ~np.isnan(codes)
+    index = np.where(known, codes, 0).astype(np.int64)
+    above = np.where(known, x[:, _VOLTAGE_MAX] - _CHEMISTRY_MAX_V[index], np.nan)
+    below = np.where(known, _CHEMISTRY_MIN_V[index] - x[:, _VOLTAGE_MIN], np.nan)
+    return np.column_stack((above, below, codes))
 
 
 def compute_features(
     module_ids: Sequence[str] | np.ndarray,
     timestamps_s: np.ndarray,
     signals: np.ndarray,
+    chemistry: np.ndarray | None = None,
     max_history_s: float | None = None,
 ) -> np.ndarray:
     """Engineered features, one row per reading, in the input order and FEATURE_NAMES order.
@@ -95,6 +168,7 @@ def compute_features(
     module_ids: one id per reading; readings of the same id form one series.
     timestamps_s: epoch seconds per reading; readings may come in any order.
     signals: shape (n_readings, len(SIGNAL_NAMES)), float, NaN where a value is missing.
+    chemistry: per reading, chemistry_codes() of its module's chemistry (NaN: unknown).
     max_history_s: let every reading see at most this many seconds of its module's past,
         as if that were all the history there was (evaluation by history length); 0 makes
         every reading a lone one.
@@ -106,16 +180,17 @@ def compute_features(
         raise ValueError(
             f"signals must have shape ({n_rows}, {len(SIGNAL_NAMES)}), got {signals.shape}"
         )
+    codes = np.full(n_rows, np.nan) if chemistry is None else np.asarray(chemistry, np.float64)
     features = np.empty((n_rows, len(FEATURE_NAMES)), dtype=np.float64)
     if n_rows == 0:
         return features
-
     if n_rows == 1 or max_history_s == 0:
         for row in range(n_rows):
-            features[row] = _first_reading_features(signals[row])
+            features[row] = _first_reading_features(signals[row], codes[row])
         return features
-    window_s = WINDOW_S if max_history_s is None else min(WINDOW_S, max_history_s)
-    rate_gap_s = RATE_MAX_GAP_S if max_history_s is None else min(RATE_MAX_GAP_S, max_history_s)
+
+    def capped(seconds: float) -> float:
+        return seconds if max_history_s is None else min(seconds, max_history_s)
 
     _, group = np.unique(np.asarray(module_ids), return_inverse=True)
     order = np.lexsort((timestamps_s, group))
@@ -124,43 +199,58 @@ def compute_features(
     # One sortable key per reading; consecutive modules are further apart than any window,
     # so a search on the key never crosses from one module's series into another's.
     relative_t = t - t.min()
-    stride = float(relative_t.max()) + WINDOW_S + RATE_MAX_GAP_S + 1.0
+    stride = float(relative_t.max()) + HISTORY_LOOKBACK_S + 1.0
     key = group * stride + relative_t
-    window_start = np.searchsorted(key, key - window_s, side="left")
+    start_1 = np.searchsorted(key, key - capped(SHORT_WINDOW_S), side="left")
+    start_5 = np.searchsorted(key, key - capped(WINDOW_S), side="left")
+    start_30 = np.searchsorted(key, key - capped(BASELINE_WINDOW_S), side="left")
 
     # The latest earlier reading of the same module at least RATE_MIN_GAP_S older.
-    previous_row = np.searchsorted(key, key - RATE_MIN_GAP_S, side="right") - 1
-    has_previous = (previous_row >= 0) & (group[np.maximum(previous_row, 0)] == group)
-    dt = t - t[np.maximum(previous_row, 0)]
-    rate_ok = (has_previous & (dt <= rate_gap_s))[:, None]
+    found = np.searchsorted(key, key - RATE_MIN_GAP_S, side="right") - 1
+    previous_row = np.maximum(found, 0)
+    has_previous = (found >= 0) & (group[previous_row] == group)
+    dt = t - t[previous_row]
+    rate_ok = (has_previous & (dt <= capped(RATE_MAX_GAP_S)))[:, None]
     rated = x[:, _RATE_COLUMNS]
-    previous = rated[np.maximum(previous_row, 0)]
-    rates = np.where(rate_ok, (rated - previous) / np.where(rate_ok, dt[:, None], 1.0) * 60.0, 0.0)
+    rates = np.where(
+        rate_ok, (rated - rated[previous_row]) / np.where(rate_ok, dt[:, None], 1.0) * 60.0, 0.0
+    )
 
     windowed = x[:, _WINDOW_COLUMNS]
-    mean, std = _window_mean_std(windowed - _WINDOW_REFERENCE, window_start)
+    mean, std = _window_mean_std(windowed - _WINDOW_REFERENCE, start_5)
     window_stats = np.stack(
-        (mean + _WINDOW_REFERENCE, std, _window_max(windowed, window_start)), axis=2
+        (mean + _WINDOW_REFERENCE, std, _window_max(windowed, start_5)), axis=2
     ).reshape(n_rows, -1)
 
-    history = t - t[window_start]
-    has_history = (history >= RATE_MIN_GAP_S)[:, None]
     sloped = x[:, _SLOPE_COLUMNS]
-    slopes = np.where(
-        has_history,
-        (sloped - sloped[window_start]) / np.where(has_history, history[:, None], 1.0) * 60.0,
-        0.0,
+    slopes_5, history_5 = _slopes(sloped, t, start_5)
+    slopes_1, _ = _slopes(sloped, t, start_1)
+    # The two slopes' windows are centred (WINDOW_S - SHORT_WINDOW_S) / 2 apart.
+    acceleration = (slopes_1[:, _TEMP_SLOPE] - slopes_5[:, _TEMP_SLOPE]) / (
+        (WINDOW_S - SHORT_WINDOW_S) / 2.0 / 60.0
     )
+
+    derived = _derived(x)
+    quantities = _baseline_quantities(x, derived)
+    baseline, _ = _window_mean_std(quantities - _BASELINE_REFERENCE, start_30)
+    deviations = quantities - (baseline + _BASELINE_REFERENCE)
+    risen = x[:, _RISE_COLUMNS]
+    rises = risen + _window_max(-risen, start_30)  # value minus the window's minimum
 
     sorted_features = np.concatenate(
         (
             x,
-            (x[:, _VOLTAGE_MAX] - x[:, _VOLTAGE_MIN])[:, None],
-            (x[:, _TEMP_MAX] - x[:, _AMBIENT])[:, None],
+            derived,
             rates,
             window_stats,
-            slopes,
-            history[:, None],
+            slopes_5,
+            slopes_1,
+            acceleration[:, None],
+            deviations,
+            rises,
+            _chemistry_features(x, codes[order]),
+            history_5[:, None],
+            (t - t[start_30])[:, None],
         ),
         axis=1,
     )
@@ -168,12 +258,26 @@ def compute_features(
     return features
 
 
-def _first_reading_features(x: np.ndarray) -> np.ndarray:
-    """What the general code computes for a reading with no history, in 1/5 of the time.
+def _slopes(values: np.ndarray, t: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per column, (value - value at the window's first reading) per minute, 0 when the
+    window spans less than RATE_MIN_GAP_S; and the window's span in seconds."""
+    history = t - t[start]
+    has_history = (history >= RATE_MIN_GAP_S)[:, None]
+    slopes = np.where(
+        has_history,
+        (values - values[start]) / np.where(has_history, history[:, None], 1.0) * 60.0,
+        0.0,
+    )
+    return slopes, history
+
+
+def _first_reading_features(x: np.ndarray, code: float) -> np.ndarray:
+    """What the general code computes for a reading with no history, far faster.
 
     The same operations on the same values, so the same bits (a test compares the two):
-    rates and slopes 0, window mean `(x - reference) + reference`, std 0 and max x, or NaN
-    for a missing value; history 0.
+    rates, slopes and acceleration 0, window mean `(x - reference) + reference`, std 0
+    and max x, deviation `x - ((x - reference) + reference)`, rise 0, NaN where the value
+    is missing; history 0.
     """
     windowed = x[_WINDOW_COLUMNS]
     missing = np.isnan(windowed)
@@ -185,13 +289,21 @@ def _first_reading_features(x: np.ndarray) -> np.ndarray:
         ),
         axis=1,
     ).reshape(-1)
+    derived = _derived(x[None, :])
+    quantities = _baseline_quantities(x[None, :], derived)[0]
+    deviations = quantities - ((quantities - _BASELINE_REFERENCE) + _BASELINE_REFERENCE)
+    risen = x[_RISE_COLUMNS]
     return np.concatenate(
         (
             x,
-            (x[_VOLTAGE_MAX] - x[_VOLTAGE_MIN], x[_TEMP_MAX] - x[_AMBIENT]),
+            derived[0],
             np.zeros(len(RATE_SIGNALS)),
             window_stats,
-            np.zeros(len(SLOPE_SIGNALS) + 1),  # slopes, then history_s
+            np.zeros(2 * len(SLOPE_SIGNALS) + 1),  # 5- and 1-minute slopes, acceleration
+            deviations,
+            risen - risen,  # 0, or NaN for a missing gas
+            _chemistry_features(x[None, :], np.array([code]))[0],
+            np.zeros(2),  # history_s, baseline_history_s
         )
     )
 

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-HISTORY_BUCKETS = (0.0, 10.0, 30.0, 60.0, 120.0, 180.0, 240.0, 300.0)
-"""Seconds of history a reading's features had (the lookback is 300 s)."""
+HISTORY_BUCKETS = (0.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0)
+"""Seconds of history a reading's features had (the lookback is 30 minutes)."""
 
 
 class PredictionMetrics:

@@ -19,7 +19,7 @@ import numpy as np
 
 from src.data.signals import SIGNALS
 from src.errors import ModelLoadError, ModelNotReadyError
-from src.features.engineering import FEATURE_NAMES, compute_features
+from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
@@ -77,9 +77,14 @@ class LoadedModel:
     def threshold(self) -> float:
         return self.artifacts.config.threshold
 
-    def features(self, batch: ReadingBatch) -> np.ndarray:
-        """The run's features of every reading, in the run's order."""
-        all_features = compute_features(batch.module_ids, batch.timestamps_s, batch.signals)
+    def features(self, batch: ReadingBatch, chemistry: np.ndarray | None = None) -> np.ndarray:
+        """The run's features of every reading, in the run's order; chemistry: the codes of
+        each reading's chemistry (default: as the batch gives them, else unknown)."""
+        if chemistry is None:
+            chemistry = chemistry_codes(batch.chemistry, len(batch))
+        all_features = compute_features(
+            batch.module_ids, batch.timestamps_s, batch.signals, chemistry
+        )
         return all_features[:, self.feature_columns]
 
     def scale(self, features: np.ndarray) -> np.ndarray:
@@ -206,7 +211,8 @@ class PredictionService:
         model = self.model
         context = self._history.context(batch)
         n_request = len(batch)
-        features = model.features(context.batch)[:n_request]
+        features = model.features(context.batch, self._chemistry(batch, context.batch))
+        features = features[:n_request]
         probabilities = model.probabilities(model.scale(features))
         hazardous = probabilities >= model.threshold
         history_s, history_readings = history_extent(context.batch, n_request)
@@ -225,6 +231,17 @@ class PredictionService:
 
     def close(self) -> None:
         self._history.close()
+
+    def _chemistry(self, batch: ReadingBatch, context: ReadingBatch) -> np.ndarray:
+        """Each row's chemistry code: the reading's, else the site's (HVS_CHEMISTRY); the
+        stored rows of a module take its request rows' (they only give context)."""
+        default = self.settings.chemistry
+        given = batch.chemistry or [None] * len(batch)
+        names = [name or default for name in given]
+        if len(context) > len(batch):
+            of_module = dict(zip(batch.module_ids, names, strict=True))
+            names += [of_module[module] for module in context.module_ids[len(batch) :]]
+        return chemistry_codes(names, len(context))
 
     def describe(self) -> dict[str, Any]:
         return self.model.describe()

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from src.data.signals import SIGNAL_NAMES
 from src.data.simulator import SimulationConfig, simulate
-from src.features.engineering import FEATURE_NAMES, compute_features
+from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
 from src.model_onnx import export_onnx
 from src.training.evaluate import choose_threshold, evaluate
 
@@ -108,12 +108,26 @@ class TrainingResult:
 def features_of(frame: pd.DataFrame, max_history_s: float | None = None) -> np.ndarray:
     """Engineered features for telemetry rows, exactly as the service computes them; with
     max_history_s, as if each reading's module had only that much history."""
+    chemistry = None
+    if "chemistry" in frame.columns:
+        chemistry = chemistry_codes(frame["chemistry"].tolist(), len(frame))
     return compute_features(
         frame["module_id"].to_numpy(),
         frame["timestamp_s"].to_numpy(dtype=np.float64),
         frame[list(SIGNAL_NAMES)].to_numpy(dtype=np.float64),
+        chemistry,
         max_history_s=max_history_s,
     )
+
+
+def fit_scaler(features: np.ndarray) -> StandardScaler:
+    """StandardScaler, made total: a feature never seen (all missing, e.g. the chemistry of
+    a site that declares none) is centred at 0 and scaled by 1 instead of NaN."""
+    scaler = StandardScaler().fit(features)
+    scaler.mean_ = np.nan_to_num(scaler.mean_, nan=0.0)
+    usable = np.isfinite(scaler.scale_) & (scaler.scale_ > 0)
+    scaler.scale_ = np.where(usable, scaler.scale_, 1.0)
+    return scaler
 
 
 def truncated_history_rows(
@@ -174,7 +188,7 @@ def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingR
         train_frame, labels[masks["train"]], np.random.default_rng(config.seed)
     )
     train_features = np.concatenate((features[masks["train"]], cold_features))
-    scaler = StandardScaler().fit(train_features)
+    scaler = fit_scaler(train_features)
     scaled = {name: scaler.transform(features[mask]) for name, mask in masks.items()}
     scaled["train"] = scaler.transform(train_features)
     y = {name: labels[mask] for name, mask in masks.items()}
