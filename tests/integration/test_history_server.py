@@ -41,7 +41,8 @@ def stream_then_batch(server: GunicornServer) -> None:
     batched = requests.post(server.url + "/predict", json={"readings": renamed}, timeout=10)
     batched = batched.json()["predictions"]
     # every worker saw every earlier reading: the history was shared
-    assert [p["history_readings"] for p in streamed] == list(range(45))  # all within the 30-minute lookback
+    # all 45 lie within the 30-minute lookback
+    assert [p["history_readings"] for p in streamed] == list(range(45))
     assert {p["history_source"] for p in streamed} == {"store"}
     for one, whole in zip(streamed, batched, strict=True):
         assert one["hazard_probability"] == pytest.approx(whole["hazard_probability"], abs=1e-6)
