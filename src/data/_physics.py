@@ -1,9 +1,10 @@
 """Healthy battery physics for the simulator: string current, SOC, OCV, heat and ambient.
 
-Kept apart from the fault and sensor code so that the healthy baseline can be read, and
-tuned against the normal ranges in ``signals.py``, on its own. Everything here is
-vectorised over the samples of one module; the only Python loops run over charge phases
-(a handful per hour) and over filter blocks (hundreds of samples each).
+Kept apart from the fault, look-alike and sensor code so that the healthy baseline can be
+read, and tuned against the normal ranges in ``signals.py``, on its own. Chemistry-specific
+numbers (OCV curve, limits) come from ``chemistry.py``. Everything here is vectorised over
+the samples of one module, on its true (not reported) time axis; the only Python loops run
+over charge phases (a handful per hour) and over filter blocks (hundreds of samples each).
 """
 
 from __future__ import annotations
@@ -12,31 +13,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.data._draw import Sampler
+from src.data.chemistry import Chemistry
+
 NOMINAL_CAPACITY_AH = 150.0
 """Module capacity the rack's current profile is planned for (1C = 150 A)."""
 
 CELLS_PER_MODULE = 16
 """Series cells per module; one failing cell moves the module average by 1/16 of its drop."""
 
-# NMC open-circuit voltage: steep below 10 % SOC, flat mid-range, 4.18 V when full.
-_OCV_SOC_PCT = np.array([0.0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100])
-_OCV_V = np.array([3.00, 3.33, 3.43, 3.53, 3.59, 3.63, 3.67, 3.74, 3.83, 3.93, 4.04, 4.10, 4.18])
-_OCV_SLOPE_V_PER_PCT = np.gradient(_OCV_V, _OCV_SOC_PCT)
+TAPER_C_RATE = 0.12
+"""Charge current of the constant-voltage tail; it keeps healthy cells under their limit."""
 
-_TAPER_C_RATE = 0.12
-"""Charge current of the constant-voltage tail; it keeps healthy cells under 4.2 V."""
+FAST_CHARGE_C_RATE = (1.0, 1.07)
+"""The harmless fast charge of a look-alike rack: 150-160 A."""
 
+AMBIENT_GRID_S = 30.0
+"""Rack air is smooth, so it is computed on this grid and interpolated."""
 
-def ocv_v(soc_pct: np.ndarray) -> np.ndarray:
-    """Open-circuit cell voltage; beyond 100 % SOC (overcharge) it climbs towards ~4.7 V."""
-    base = np.interp(soc_pct, _OCV_SOC_PCT, _OCV_V)
-    over = np.clip(soc_pct - 100.0, 0.0, None)
-    return base + 0.5 * -np.expm1(-over / 12.0)
-
-
-def ocv_slope_v_per_pct(soc_pct: np.ndarray) -> np.ndarray:
-    """dOCV/dSOC: a fixed SOC imbalance between cells shows up as more spread where it is steep."""
-    return np.interp(soc_pct, _OCV_SOC_PCT, _OCV_SLOPE_V_PER_PCT)
+SECONDS_PER_SOC_PCT_AT_1C = 36.0
+"""1C fills 1 % of capacity in 36 s."""
 
 
 def first_order_lag(x: np.ndarray, dt_s: np.ndarray, tau_s: float, y0: float) -> np.ndarray:
@@ -59,16 +55,26 @@ def first_order_lag(x: np.ndarray, dt_s: np.ndarray, tau_s: float, y0: float) ->
     return out
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic step, written with tanh so large |x| cannot overflow."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 @dataclass(frozen=True)
 class RackProfile:
-    """What all modules of one rack share: the series-string current and the inlet air."""
+    """What all modules of one rack share: chemistry, string current, inlet air, rack gas."""
 
+    chemistry: Chemistry
     phase_start_s: np.ndarray
     phase_current_a: np.ndarray
     soc_knot_s: np.ndarray
     soc_knot_pct: np.ndarray
-    ambient_grid_s: np.ndarray
+    grid_s: np.ndarray
     ambient_grid_c: np.ndarray
+    gas_grid_ppm: np.ndarray
+    """Gas in the rack's air on grid_s (H2, CO, VOC columns): zero unless a plume passes."""
+    fast_charge_s: tuple[float, float] | None
+    """Start and end of the rack's harmless fast charge, if it has one."""
 
     def current_a(self, t_s: np.ndarray) -> np.ndarray:
         """String current at the given times (piecewise constant, + = charging)."""
@@ -80,25 +86,35 @@ class RackProfile:
         return np.interp(t_s, self.soc_knot_s, self.soc_knot_pct)
 
     def ambient_c(self, t_s: np.ndarray) -> np.ndarray:
-        """Rack inlet air temperature; it is smooth, so a 30 s grid interpolates it well."""
-        return np.interp(t_s, self.ambient_grid_s, self.ambient_grid_c)
+        """Rack inlet air temperature."""
+        return np.interp(t_s, self.grid_s, self.ambient_grid_c)
+
+    def rack_gas_ppm(self, t_s: np.ndarray) -> np.ndarray:
+        """Gas carried in by the rack's air, shape (samples, 3)."""
+        return np.column_stack(
+            [np.interp(t_s, self.grid_s, self.gas_grid_ppm[:, i]) for i in range(3)]
+        )
 
 
 def _plan_current(
-    rng: np.random.Generator, horizon_s: float, fast_charge: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    sampler: Sampler, horizon_s: float, fast_charge_after_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[float, float] | None]:
     """Charge / rest / discharge / rest phases whose durations follow from SOC targets.
 
     Planning by SOC target (not by time) keeps SOC inside 12-93 % without a feedback loop,
-    and a constant-voltage-like taper at 0.12C ends each charge so cells stay below 4.2 V.
+    and a constant-voltage-like taper at 0.12C ends each charge so cells stay below their
+    charge limit. The first charge after fast_charge_after_s is a fast one. Returns the
+    phases, the SOC knots and the fast charge's (start, end).
     """
+    rng = sampler.rng
     q_as = NOMINAL_CAPACITY_AH * 3600.0 / 100.0  # ampere-seconds per SOC percent
     soc = rng.uniform(25.0, 75.0)
     t = 0.0
     starts: list[float] = []
     currents: list[float] = []
     knot_t, knot_soc = [0.0], [soc]
-    fast_after = rng.uniform(0.0, 0.5 * horizon_s) if fast_charge else np.inf
+    fast_after = fast_charge_after_s
+    fast_interval: tuple[float, float] | None = None
 
     def add(duration_s: float, current_a: float) -> None:
         nonlocal t, soc
@@ -119,13 +135,16 @@ def _plan_current(
         if mode == 0:
             is_fast = t >= fast_after
             fast_after = np.inf if is_fast else fast_after
-            c_rate = rng.uniform(1.0, 1.07) if is_fast else rng.uniform(0.3, 0.7)
+            c_rate = rng.uniform(*FAST_CHARGE_C_RATE) if is_fast else rng.uniform(0.3, 0.7)
             target = rng.uniform(87.0, 93.0)
             cc_end = min(target, rng.uniform(82.0, 87.0))
-            for end, rate in ((cc_end, c_rate), (target, _TAPER_C_RATE)):
+            charge_start = t
+            for end, rate in ((cc_end, c_rate), (target, TAPER_C_RATE)):
                 if soc < end:
                     amps = rate * NOMINAL_CAPACITY_AH
                     add((end - soc) * q_as / amps, amps)
+            if is_fast:
+                fast_interval = (charge_start, t)
             next_active = 1
         else:
             c_rate = rng.uniform(0.3, 0.8)
@@ -135,54 +154,48 @@ def _plan_current(
                 add((soc - target) * q_as / amps, -amps)
             next_active = 0
         mode = 2
-    return np.array(starts), np.array(currents), np.array(knot_t), np.array(knot_soc)
+    return np.array(starts), np.array(currents), np.array(knot_t), np.array(knot_soc), fast_interval
 
 
-def _ambient(
-    rng: np.random.Generator, grid_s: np.ndarray, start_time_s: float, hvac_failure: bool
-) -> np.ndarray:
-    """Inlet air: set point + diurnal swing + HVAC on/off ripple + slow wander (+ HVAC failure)."""
+def _ambient(sampler: Sampler, grid_s: np.ndarray, start_time_s: float) -> np.ndarray:
+    """Inlet air: set point + diurnal swing + HVAC on/off ripple + slow wander."""
+    rng = sampler.rng
     hour_of_day = ((start_time_s + grid_s) % 86400.0) / 3600.0
-    diurnal = rng.uniform(0.8, 2.0) * np.cos(2 * np.pi * (hour_of_day - 15.0) / 24.0)
-    hvac_period_s = rng.uniform(12.0, 25.0) * 60.0
+    diurnal = sampler.log_uniform(0.8, 2.0) * np.cos(2 * np.pi * (hour_of_day - 15.0) / 24.0)
+    hvac_period_s = sampler.log_uniform(12.0, 25.0) * 60.0
     hvac_phase = rng.uniform(0.0, 2 * np.pi)
-    ripple = rng.uniform(0.3, 0.8) * np.sin(2 * np.pi * grid_s / hvac_period_s + hvac_phase)
+    ripple = sampler.log_uniform(0.3, 0.8) * np.sin(2 * np.pi * grid_s / hvac_period_s + hvac_phase)
     coarse_s = np.arange(0.0, grid_s[-1] + 600.0, 600.0)
-    wander = np.interp(grid_s, coarse_s, np.cumsum(rng.normal(0.0, 0.12, coarse_s.size)))
-    ambient = rng.uniform(21.0, 24.0) + diurnal + ripple + wander
-    if hvac_failure:
-        # A slow rise of a few degrees across the whole rack, then recovery: harmless, but it
-        # moves every module's temperature and is a realistic source of false alarms.
-        begin = rng.uniform(0.1, 0.6) * grid_s[-1]
-        end = begin + rng.uniform(60.0, 120.0) * 60.0
-        width = rng.uniform(5.0, 10.0) * 60.0
-        ambient += rng.uniform(3.0, 6.0) * (
-            _sigmoid((grid_s - begin) / width) - _sigmoid((grid_s - end) / width)
-        )
-    return ambient
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    wander = np.interp(grid_s, coarse_s, np.cumsum(sampler.normal(0.12, coarse_s.size)))
+    return sampler.uniform(21.0, 24.0) + diurnal + ripple + wander
 
 
 def make_rack_profile(
-    rng: np.random.Generator,
+    sampler: Sampler,
+    chemistry: Chemistry,
     horizon_s: float,
     start_time_s: float,
-    fast_charge: bool,
-    hvac_failure: bool,
+    fast_charge_after_s: float,
 ) -> RackProfile:
-    """Build one rack's shared current plan and inlet temperature over [0, horizon_s]."""
-    starts, currents, knot_t, knot_soc = _plan_current(rng, horizon_s, fast_charge)
-    grid_s = np.arange(0.0, horizon_s + 60.0, 30.0)
+    """One rack's shared current plan and inlet air over [0, horizon_s], before look-alikes.
+
+    fast_charge_after_s: the rack's first charge after this time is a harmless fast charge
+    (np.inf: none).
+    """
+    starts, currents, knot_t, knot_soc, fast_interval = _plan_current(
+        sampler, horizon_s, fast_charge_after_s
+    )
+    grid_s = np.arange(0.0, horizon_s + 2 * AMBIENT_GRID_S, AMBIENT_GRID_S)
     return RackProfile(
+        chemistry,
         starts,
         currents,
         knot_t,
         knot_soc,
         grid_s,
-        _ambient(rng, grid_s, start_time_s, hvac_failure),
+        _ambient(sampler, grid_s, start_time_s),
+        np.zeros((grid_s.size, 3)),
+        fast_interval,
     )
 
 
@@ -212,21 +225,25 @@ class ModuleParams:
     smoke_base: float
 
     @classmethod
-    def draw(cls, rng: np.random.Generator) -> ModuleParams:
+    def draw(cls, sampler: Sampler) -> ModuleParams:
         return cls(
-            capacity_ah=NOMINAL_CAPACITY_AH * rng.uniform(0.97, 1.03),
-            r0_mohm=rng.uniform(0.8, 1.05),
-            weak_cell_factor=rng.uniform(1.05, 1.2),
-            r_th_k_per_w=0.7 * rng.uniform(0.85, 1.25),
-            tau_thermal_s=rng.uniform(25.0, 40.0) * 60.0,
-            position_offset_c=rng.uniform(0.0, 1.5),
-            hotspot_c=rng.uniform(0.5, 2.0),
-            soc_offset_pct=rng.normal(0.0, 1.0),
-            imbalance_lo_pct=rng.uniform(0.3, 1.2),
-            imbalance_hi_pct=rng.uniform(0.3, 1.2),
-            gas_base_ppm=(rng.uniform(0.4, 1.5), rng.uniform(1.0, 3.0), rng.uniform(2.0, 6.0)),
-            pressure_offset_kpa=rng.normal(0.0, 0.08),
-            smoke_base=rng.uniform(0.0, 0.02),
+            capacity_ah=NOMINAL_CAPACITY_AH * sampler.uniform(0.97, 1.03),
+            r0_mohm=sampler.log_uniform(0.8, 1.05),
+            weak_cell_factor=1.0 + sampler.log_uniform(0.05, 0.2),
+            r_th_k_per_w=0.7 * sampler.log_uniform(0.85, 1.25),
+            tau_thermal_s=sampler.log_uniform(25.0, 40.0) * 60.0,
+            position_offset_c=sampler.uniform(0.0, 1.5),
+            hotspot_c=sampler.log_uniform(0.5, 2.0),
+            soc_offset_pct=sampler.normal(1.0),
+            imbalance_lo_pct=sampler.log_uniform(0.3, 1.2),
+            imbalance_hi_pct=sampler.log_uniform(0.3, 1.2),
+            gas_base_ppm=(
+                sampler.log_uniform(0.4, 1.5),
+                sampler.log_uniform(1.0, 3.0),
+                sampler.log_uniform(2.0, 6.0),
+            ),
+            pressure_offset_kpa=sampler.normal(0.08),
+            smoke_base=sampler.uniform(0.0, 0.02),
         )
 
 
@@ -250,7 +267,8 @@ def healthy_signals(
     current_a: np.ndarray,
     soc_true_pct: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Noise-free healthy readings (sensor noise is added later, after any fault overlay)."""
+    """Noise-free healthy readings (sensor effects come later, after any fault overlay)."""
+    chemistry = rack.chemistry
     dt_s = np.diff(t_s, prepend=t_s[0] - 10.0)
     ambient = rack.ambient_c(t_s)
     # Resistance rises in the cold and at low SOC (Arrhenius-like and diffusion-limited).
@@ -267,13 +285,14 @@ def healthy_signals(
     r_cell = params.r0_mohm * np.exp(-0.02 * (temp_avg - 25.0)) * soc_factor
     r_weak = r_cell * params.weak_cell_factor
     polarisation = first_order_lag(current_a * 0.5 * r_cell * 1e-3, dt_s, 120.0, 0.0)
-    v_avg = ocv_v(soc_true_pct) + current_a * r_cell * 1e-3 + polarisation
-    slope = ocv_slope_v_per_pct(np.clip(soc_true_pct, 0.0, 100.0))
+    v_avg = chemistry.ocv(soc_true_pct) + current_a * r_cell * 1e-3 + polarisation
+    slope = chemistry.ocv_slope_v_per_pct(soc_true_pct)
     weak_drop = np.abs(current_a) * (r_weak - r_cell) * 1e-3
     v_min = v_avg - 0.004 - slope * params.imbalance_lo_pct - weak_drop * (current_a < 0)
     v_max = v_avg + 0.004 + slope * params.imbalance_hi_pct + weak_drop * (current_a > 0)
 
     h2_base, co_base, voc_base = params.gas_base_ppm
+    rack_gas = rack.rack_gas_ppm(t_s)
     pressure = (
         np.interp(t_s, *pressure_grid) + params.pressure_offset_kpa + 0.02 * (temp_avg - 25.0)
     )
@@ -289,11 +308,12 @@ def healthy_signals(
         "cell_temp_avg_c": temp_avg,
         "ambient_temp_c": ambient,
         "internal_resistance_mohm": r_weak,
-        "h2_ppm": np.clip(h2_base + _random_walk(rng, dt_s, 0.3), 0.0, None),
-        "co_ppm": np.clip(co_base + _random_walk(rng, dt_s, 0.3), 0.0, None),
+        "h2_ppm": np.clip(h2_base + _random_walk(rng, dt_s, 0.3), 0.0, None) + rack_gas[:, 0],
+        "co_ppm": np.clip(co_base + _random_walk(rng, dt_s, 0.3), 0.0, None) + rack_gas[:, 1],
         "voc_ppm": np.clip(
             voc_base + _random_walk(rng, dt_s, 0.6) + 0.05 * (ambient - 23.0), 0.0, None
-        ),
+        )
+        + rack_gas[:, 2],
         "pressure_kpa": pressure,
         "smoke_obscuration_pct_per_m": np.full(t_s.size, params.smoke_base),
     }

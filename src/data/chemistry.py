@@ -72,8 +72,8 @@ LFP = Chemistry(
     min_operating_v=2.5,
     max_operating_v=3.65,
     abuse_v=3.8,  # judgement: clear of 3.65 V plus I*R and sensor error
-    # Overcharged LFP leaves its plateau fast: with the I*R drop the cell reads 3.9-4.4 V
-    # at 10-30 % past full (judgement; Golubkov et al. 2015 overcharged LFP cells).
+    # Overcharged LFP leaves its plateau fast: with the I*R drop the cell peaks at about
+    # 4.05-4.35 V before onset (judgement; Golubkov et al. 2015 overcharged LFP cells).
     overcharge_rise_v=0.55,
     overcharge_scale_pct=6.0,
     # Ferdigg & Mair 2025 (same rig, both chemistries): LFP 0.02 mol/Ah with 41 % H2 and
