@@ -46,8 +46,8 @@ def default_run(mlruns: Path, retrain: bool = False) -> str:
     """The newest finished run trained with the default configuration, or a new one."""
     from mlflow.tracking import MlflowClient
 
+    from src.training.config import TrainingConfig
     from src.training.tracking import DEFAULT_EXPERIMENT
-    from src.training.train import TrainingConfig
 
     configure_mlflow_environment()
     if not retrain and mlruns.is_dir():

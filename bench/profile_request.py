@@ -8,13 +8,12 @@ the code as it changes), timed one after the other on the benchmark's request sh
 
     parse      orjson.loads of the body, as routes.predict does
     validate   schemas.parse_predict_request: pydantic, then the arrays of a ReadingBatch
-    history    ModuleHistory.context and history_extent: the module-history exchange with a
-               store opened as the service opens it (embedded SQLite by default)
-    features   LoadedModel.features on the request plus its modules' history
-    scale      LoadedModel.scale, the scaler's affine transform
-    predict    LoadedModel.probabilities (ONNX for few rows, XGBoost above) and the threshold
-    metrics    PredictionMetrics.observe_predictions on a throwaway registry; by default with
-               PROMETHEUS_MULTIPROC_DIR set, as under gunicorn (file-backed values)
+    history    \
+    features    |
+    scale       | PredictionService.predict, timed by the service itself (its `timings`):
+    predict     | the module-history exchange, the features over request and history, the
+    levels      | affine scale, ONNX or XGBoost, guards and levels, the model's metrics
+    metrics    /  (file-backed under PROMETHEUS_MULTIPROC_DIR, as under gunicorn)
     serialize  responses.prediction_body + json_response, the route's own; checked byte for
                byte against the real route's answer
 
@@ -46,6 +45,7 @@ STAGES = (
     "features",
     "scale",
     "predict",
+    "levels",
     "metrics",
     "serialize",
 )
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         HVS_LOG_LEVEL="WARNING",
     )
     app = create_app(settings, load="now")
-    model = get_service(app).model
+    service = get_service(app)
     columns = {}
     busy_before, _ = machine_cpu_seconds()
     self_before, started = self_cpu_seconds(), time.perf_counter()
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for shape in workload.shapes():
             logger.info(f"{shape.title}: {len(shape.ours_body):,} bytes, {args.seconds:g} s")
             columns[shape.title] = profile_shape(
-                app, client, model, settings, shape.ours_body, args.seconds
+                app, client, service, settings, shape.ours_body, args.seconds
             )
     others = machine_cpu_seconds()[0] - busy_before - (self_cpu_seconds() - self_before)
     others_cores = max(others, 0.0) / (time.perf_counter() - started)
@@ -115,19 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> dict[str, float]:
+def profile_shape(app, client, service, settings, body: bytes, seconds: float) -> dict[str, float]:
     """Median microseconds of each stage, of score() and of the whole test-client request."""
     import orjson
-    from prometheus_client import CollectorRegistry
 
     from src.api import schemas
     from src.api.responses import json_response, prediction_body
-    from src.services.history import ModuleHistory, history_extent, open_store
-    from src.services.metrics import PredictionMetrics
-    from src.services.prediction_service import Predictions
 
-    metrics = PredictionMetrics(CollectorRegistry())
-    history = ModuleHistory(open_store(settings))
+    service_stages = STAGES[2:-1]  # what PredictionService.predict times itself
     samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "score", "request")}
     expected = None
     deadline = time.perf_counter() + seconds
@@ -137,41 +132,20 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
         t1 = time.process_time()
         batch = schemas.parse_predict_request(decoded, settings.max_batch_readings)
         t2 = time.process_time()
-        context = history.context(batch)
-        history_s, history_readings = history_extent(context.batch, len(batch))
+        timings: dict[str, float] = {}
+        predictions = service.predict(batch, timings)
         t3 = time.process_time()
-        features = model.features(context.batch)[: len(batch)]
-        t4 = time.process_time()
-        scaled = model.scale(features)
-        t5 = time.process_time()
-        probabilities = model.probabilities(scaled)
-        hazardous = probabilities >= model.threshold
-        t6 = time.process_time()
-        metrics.observe_predictions(probabilities, hazardous)
-        metrics.observe_history(history_s)
-        t7 = time.process_time()
-        predictions = Predictions(
-            model.run_id,
-            model.threshold,
-            probabilities,
-            hazardous,
-            history_s,
-            history_readings,
-            context.source,
-        )
         answer = json_response(prediction_body(batch, predictions)).get_data()
-        t8 = time.process_time()
-        model.score(batch)
-        t9 = time.process_time()
+        t4 = time.process_time()
+        service.model.score(batch)
+        t5 = time.process_time()
         response = client.post("/predict", data=body, content_type="application/json")
-        t10 = time.process_time()
-        for name, start, end in zip(
-            (*STAGES, "score", "request"),
-            (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9),
-            (t1, t2, t3, t4, t5, t6, t7, t8, t9, t10),
-            strict=True,
-        ):
-            samples[name].append((end - start) * 1e6)
+        t6 = time.process_time()
+        measured = {"parse": t1 - t0, "validate": t2 - t1, "serialize": t4 - t3}
+        measured.update({name: timings.get(name, 0.0) for name in service_stages})
+        measured.update({"score": t5 - t4, "request": t6 - t5})
+        for name, value in measured.items():
+            samples[name].append(value * 1e6)
         if expected is None:
             expected = response.data
             if response.status_code != 200 or answer != expected:
@@ -180,7 +154,6 @@ def profile_shape(app, client, model, settings, body: bytes, seconds: float) -> 
                     f"(status {response.status_code}): the route no longer builds its body "
                     "with responses.prediction_body; profile what it does instead\n"
                 )
-    history.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

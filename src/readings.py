@@ -27,6 +27,21 @@ class ReadingBatch:
     batch did not come from a client."""
     chemistry: Sequence[str | None] | None = None
     """Each reading's module chemistry as given (e.g. "LFP"); None: none was given."""
+    repeats: np.ndarray | None = None
+    """Per reading, the index of an earlier identical reading of the batch it repeats (a
+    retry), or -1; None when no reading repeats."""
+
+    def select(self, rows: np.ndarray) -> ReadingBatch:
+        """The batch's rows at these positions (no repeats among them)."""
+        return ReadingBatch(
+            module_ids=[self.module_ids[i] for i in rows],
+            timestamps_s=self.timestamps_s[rows],
+            signals=self.signals[rows],
+            timestamps_sent=None
+            if self.timestamps_sent is None
+            else [self.timestamps_sent[i] for i in rows],
+            chemistry=None if self.chemistry is None else [self.chemistry[i] for i in rows],
+        )
 
     def __len__(self) -> int:
         return int(self.timestamps_s.shape[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 RUN_ID_PLACEHOLDER = "RUN_ID_NOT_SET"
 """What the Docker image sets BEST_MLFLOW_RUN_ID to until the operator passes a real id."""
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     chemistry: Literal["LFP", "NMC"] | None = Field(None, validation_alias="HVS_CHEMISTRY")
     """The site's cell chemistry, for readings that do not say (`chemistry` field): the
     features compare cell voltages with its limits. Unset: unknown unless a reading says."""
+
+    absent_signals: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias="HVS_ABSENT_SIGNALS"
+    )
+    """Signals this site has no sensor for (comma-separated, e.g. `voc_ppm`): a reading
+    lacking them is not `unknown`, and only a run trained without them is served."""
 
     # ------------------------------------------------------------------ module history
     history: bool = Field(True, validation_alias="HVS_HISTORY")
@@ -213,6 +219,26 @@ class Settings(BaseSettings):
                 "for the embedded store)"
             )
         return value
+
+    @field_validator("absent_signals", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("absent_signals")
+    @classmethod
+    def _known_signals(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from src.data.signals import SIGNAL_NAMES
+
+        unknown = [name for name in value if name not in SIGNAL_NAMES]
+        if unknown:
+            raise ValueError(
+                f"HVS_ABSENT_SIGNALS names {', '.join(unknown)}, which are not signals; "
+                f"use names from {', '.join(SIGNAL_NAMES)}"
+            )
+        return tuple(sorted(set(value)))
 
     @field_validator("access_log", mode="before")
     @classmethod

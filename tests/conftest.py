@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ import pytest
 
 from src.model_artifacts import MANIFEST_FILE, SERVING_CONFIG_FILE, sha256_file
 from src.settings import Settings
+from src.training.config import small_config
 from src.training.tracking import log_run
-from src.training.train import TrainingResult, small_config, train
+from src.training.train import TrainingResult, train
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ class TrainedStore:
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
-    config = small_config()
+    config = replace(small_config(), holdout=False)  # hold-outs: tests/test_train.py
     written = tmp_path_factory.mktemp("training-host") / "mlruns"
     result = train(config)
     run_id = log_run(result, config, tracking_uri=written.as_uri())

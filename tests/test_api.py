@@ -53,7 +53,10 @@ def test_prediction_fields_and_order(client, trained_store):
     assert body["predictions"][0]["timestamp"] == "2026-01-01T00:00:10Z"
     for prediction in body["predictions"]:
         assert 0.0 <= prediction["hazard_probability"] <= 1.0
-        assert prediction["hazardous"] == (prediction["hazard_probability"] >= body["threshold"])
+        assert prediction["hazardous"] == (prediction["level"] == "alarm")
+        if prediction["hazard_probability"] >= body["thresholds"]["alarm"]:
+            assert prediction["level"] == "alarm"
+            assert "model:alarm" in prediction["reasons"]
         assert prediction["model_version"] == trained_store.run_id
 
 
@@ -82,6 +85,7 @@ def test_service_reproduces_the_training_codes_probabilities(client, trained_sto
         for signal in SIGNALS:
             value = getattr(row, signal.name)
             item[signal.name] = None if np.isnan(value) else float(value)
+        item["chemistry"] = row.chemistry
         readings.append(item)
     response = client.post("/predict", json={"readings": readings})
     assert response.status_code == 200
@@ -182,7 +186,8 @@ def test_health_ready_and_model(client, trained_store):
     info = client.get("/model").get_json()
     assert info["model_version"] == trained_store.run_id
     assert info["feature_names"] == list(FEATURE_NAMES)
-    assert info["threshold"] == pytest.approx(trained_store.result.threshold)
+    assert info["thresholds"]["alarm"] == pytest.approx(trained_store.result.thresholds.alarm)
+    assert info["thresholds"]["warning"] == pytest.approx(trained_store.result.thresholds.warning)
     assert info["training_metrics"]["test_pr_auc"] > 0.5
 
 
@@ -300,7 +305,7 @@ def test_an_unexpected_error_is_a_json_500_logged_and_counted(settings, caplog):
     assert ("flask_http_request_total", "500") in samples
 
 
-def test_a_reading_from_the_future_or_twice_in_a_request_is_refused(client):
+def test_a_reading_from_the_future_or_twice_with_other_values_is_refused(client):
     now = datetime.now(UTC).timestamp()
     error = assert_error(
         client.post("/predict", json={"readings": [reading(), reading(timestamp=now + 3600)]}),
@@ -310,13 +315,20 @@ def test_a_reading_from_the_future_or_twice_in_a_request_is_refused(client):
     )
     assert "check the gateway's clock" in error["message"]
     assert client.post("/predict", json=reading(timestamp=now + 60)).status_code == 200
-    error = assert_error(
-        client.post("/predict", json=as_columns([reading(), reading(), reading(timestamp=5)])),
-        422,
-        "invalid_input",
-        "columns.timestamp[1]",
-    )
-    assert error["details"][0]["problem"] == "the same module and timestamp as reading 0"
+    twice = as_columns([reading(), reading(h2_ppm=3.0), reading(timestamp=5)])
+    error = assert_error(client.post("/predict", json=twice), 422, "invalid_input")
+    assert error["details"][0] == {
+        "field": "columns.timestamp[1]",
+        "problem": "reading 0 has this module and timestamp, with other values",
+    }
+
+
+def test_a_reading_sent_twice_in_a_request_is_answered_twice_and_counted_once(client):
+    body = {"readings": [reading(), reading(timestamp="2026-01-01T00:00:10Z"), reading()]}
+    predictions = client.post("/predict", json=body).get_json()["predictions"]
+    assert len(predictions) == 3
+    assert predictions[2] == predictions[0]
+    assert predictions[1]["history_readings"] == 1  # the retry is not a second reading
 
 
 @pytest.mark.parametrize(

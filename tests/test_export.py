@@ -13,7 +13,7 @@ from src.data.labels import label_readings
 from src.data.signals import SIGNAL_NAMES
 from src.data.simulator import COLUMNS, simulate
 from src.data.telemetry_files import read_events, read_telemetry
-from src.training.train import small_config
+from src.training.config import small_config
 
 TIMESTAMP_TOLERANCE_S = 1e-6
 """Files hold times at the API's microsecond resolution; the simulator's are finer."""

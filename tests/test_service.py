@@ -16,7 +16,8 @@ from src.readings import ReadingBatch
 from src.services.model_loader import load_run_artifacts
 from src.services.prediction_service import PredictionService
 from src.settings import Settings
-from src.training.train import features_of, predict_probabilities
+from src.training.data import features_of
+from src.training.train import predict_probabilities
 from tests.conftest import PROJECT_ROOT, edit_serving_config, run_file
 
 
@@ -25,6 +26,7 @@ def batch_of(frame) -> ReadingBatch:
         module_ids=list(frame["module_id"]),
         timestamps_s=frame["timestamp_s"].to_numpy(dtype=np.float64),
         signals=frame[list(SIGNAL_NAMES)].to_numpy(dtype=np.float64),
+        chemistry=list(frame["chemistry"]),
     )
 
 
@@ -52,9 +54,9 @@ def test_both_runtimes_give_the_training_codes_probabilities(
     predictions = service.predict(batch_of(rows))
     np.testing.assert_allclose(predictions.hazard_probability, expected, rtol=0, atol=1e-6)
     assert predictions.model_version == trained_store.run_id
-    np.testing.assert_array_equal(
-        predictions.hazardous, predictions.hazard_probability >= predictions.threshold
-    )
+    assert predictions.thresholds.warning <= predictions.thresholds.alarm
+    over = predictions.hazard_probability >= predictions.thresholds.alarm
+    assert predictions.hazardous[over].all()
 
 
 def test_predict_before_load_says_so(settings):
@@ -107,9 +109,15 @@ def settings_for(run_id: str, tracking_uri: str) -> Settings:
         ),
         (lambda c: c.update(window_s=600.0), r"window 600 s.*re-train with this one"),
         (lambda c: c.update(rate_max_gap_s=30.0), r"rate gap 30 s"),
-        (lambda c: c.update(threshold=1.01), r"threshold must be a probability in \(0, 1\)"),
-        (lambda c: c.update(threshold=-0.2), r"threshold must be a probability"),
-        (lambda c: c.update(threshold=float("nan")), r"threshold must be a probability"),
+        (
+            lambda c: c["thresholds"].update(alarm=1.01),
+            r"threshold must be a probability in \(0, 1\)",
+        ),
+        (lambda c: c["thresholds"].update(warning=-0.2), r"threshold must be a probability"),
+        (lambda c: c["thresholds"].update(alarm=float("nan")), r"threshold must be a probability"),
+        (lambda c: c["thresholds"].update(warning=0.9, alarm=0.5), r"above the alarm's"),
+        (lambda c: c.pop("thresholds"), r"thresholds: Field required"),
+        (lambda c: c.update(absent_signals=["co_ppm"]), r"trained and judged without \['co_ppm'\]"),
         (lambda c: c["feature_names"].append("h2_ppm_magic"), r"cannot compute \(h2_ppm_magic"),
         (lambda c: c["scaler"]["scale"].__setitem__(0, 0.0), r"non-positive"),
         (lambda c: c["signal_names"].reverse(), r"expects the raw signals"),
@@ -131,7 +139,7 @@ def test_a_run_outside_the_contract_is_refused_by_master_and_worker_alike(
 
 def test_the_serving_config_must_be_digested(trained_store, copied_store):
     path = run_file(copied_store, trained_store.run_id, SERVING_CONFIG_FILE)
-    path.write_text(path.read_text().replace('"threshold": 0.', '"threshold": 0.0'))
+    path.write_text(path.read_text().replace('"warning": 0.', '"warning": 0.0'))
     with pytest.raises(ModelLoadError, match="does not match its recorded SHA-256"):
         load_run_artifacts(settings_for(trained_store.run_id, copied_store.as_uri()))
 
@@ -183,8 +191,8 @@ def test_serving_needs_no_scikit_learn(trained_store, settings):
 
 
 def test_a_signing_key_lets_only_runs_signed_with_it_be_served(trained_store, tmp_path):
+    from src.training.config import small_config
     from src.training.tracking import log_run
-    from src.training.train import small_config
 
     key_file = tmp_path / "signing.key"
     key_file.write_bytes(b"a key of the site operator's, long enough")
@@ -214,6 +222,6 @@ def test_a_signing_key_lets_only_runs_signed_with_it_be_served(trained_store, tm
     with pytest.raises(ModelLoadError, match=r"no readable manifest\.sig"):
         load_run_artifacts(unsigned)
     # a writable store: the config changed and its digest with it, the signature cannot follow
-    edit_serving_config(store, signed, lambda config: config.update(threshold=0.5))
+    edit_serving_config(store, signed, lambda config: config["thresholds"].update(alarm=0.99))
     with pytest.raises(ModelLoadError, match="changed after signing"):
         load_run_artifacts(keyed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from src.training.train import TrainingConfig, split_modules
+from src.training.data import split_modules
 
 
 def site(n_faulty: int, n_healthy: int) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def site(n_faulty: int, n_healthy: int) -> pd.DataFrame:
 
 def test_every_module_lands_whole_in_one_split_and_faults_are_in_each():
     frame = site(n_faulty=10, n_healthy=20)
-    masks = split_modules(frame, TrainingConfig(seed=3))
+    masks = split_modules(frame, seed=3)
     assert sum(mask.astype(int) for mask in masks.values()).tolist() == [1] * len(frame)
     for name, mask in masks.items():
         chosen = frame[mask]
@@ -31,8 +31,8 @@ def test_every_module_lands_whole_in_one_split_and_faults_are_in_each():
 
 def test_the_split_depends_on_the_seed_only():
     frame = site(n_faulty=10, n_healthy=20)
-    first = split_modules(frame, TrainingConfig(seed=3))["test"]
-    again = split_modules(frame, TrainingConfig(seed=3))["test"]
-    other = split_modules(frame, TrainingConfig(seed=4))["test"]
+    first = split_modules(frame, seed=3)["test"]
+    again = split_modules(frame, seed=3)["test"]
+    other = split_modules(frame, seed=4)["test"]
     assert (first == again).all()
     assert not (first == other).all()

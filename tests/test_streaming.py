@@ -21,6 +21,7 @@ def as_reading(row) -> dict:
     for signal in SIGNALS:
         value = getattr(row, signal.name)
         reading[signal.name] = None if np.isnan(value) else float(value)
+    reading["chemistry"] = row.chemistry  # as training saw it for the test site
     return reading
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from flask import Response
 
+from src.levels import ALARM, LEVEL_NAMES
 from src.readings import ReadingBatch
 from src.services.prediction_service import Predictions
 
@@ -21,25 +22,40 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
     timestamps = batch.timestamps_sent
     if timestamps is None:
         timestamps = batch.timestamps_s.tolist()
+    thresholds = predictions.thresholds
     return {
         "model_version": version,
-        "threshold": predictions.threshold,
+        "thresholds": {"warning": thresholds.warning, "alarm": thresholds.alarm},
         "predictions": [
             {
                 "module_id": module_id,
                 "timestamp": timestamp,
                 "hazard_probability": probability,
-                "hazardous": hazardous,
+                "level": LEVEL_NAMES[level],
+                "hazardous": level == ALARM,
+                "reasons": reasons,
+                "missing": missing,
                 "history_s": history_s,
                 "history_readings": history_readings,
                 "history_source": source,
                 "model_version": version,
             }
-            for module_id, timestamp, probability, hazardous, history_s, history_readings in zip(
+            for (
+                module_id,
+                timestamp,
+                probability,
+                level,
+                reasons,
+                missing,
+                history_s,
+                history_readings,
+            ) in zip(
                 batch.module_ids,
                 timestamps,
                 predictions.hazard_probability.tolist(),
-                predictions.hazardous.tolist(),
+                predictions.level.tolist(),
+                predictions.reasons,
+                predictions.missing,
                 predictions.history_s.tolist(),
                 predictions.history_readings.tolist(),
                 strict=True,

@@ -9,6 +9,7 @@ says a sensor reported nothing (a drop-out) and is scored as missing, as in trai
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
 from operator import itemgetter
@@ -124,8 +125,20 @@ class PredictColumnsRequest(TypedDict):
 class Prediction(BaseModel):
     module_id: str
     timestamp: str | float = Field(description="The reading's timestamp, as it was sent")
-    hazard_probability: float = Field(ge=0.0, le=1.0)
-    hazardous: bool = Field(description="hazard_probability >= the run's threshold")
+    hazard_probability: float = Field(
+        ge=0.0, le=1.0, description="The model's probability of runaway onset within 10 min"
+    )
+    level: Literal["normal", "warning", "alarm", "unknown"] = Field(
+        description="The highest of the model's level (its thresholds) and the physical "
+        "guards'; unknown instead of normal when a key signal group is missing"
+    )
+    hazardous: bool = Field(description="level is alarm")
+    reasons: list[str] = Field(
+        description="Why the level is not normal: model:<level>, guard:<rule>, missing:<group>"
+    )
+    missing: list[Literal["gas", "temperature", "voltage"]] = Field(
+        description="Key signal groups this reading lacks (none of their sensors reported)"
+    )
     history_s: float = Field(
         ge=0.0,
         description="Seconds back to the oldest earlier reading of the module (stored or in "
@@ -139,9 +152,14 @@ class Prediction(BaseModel):
     model_version: str = Field(description="MLflow run id of the model that scored it")
 
 
+class Thresholds(BaseModel):
+    warning: float = Field(gt=0.0, lt=1.0)
+    alarm: float = Field(gt=0.0, lt=1.0)
+
+
 class PredictResponse(BaseModel):
     model_version: str
-    threshold: float
+    thresholds: Thresholds
     predictions: list[Prediction]
 
 
@@ -159,7 +177,8 @@ class ModelDescription(BaseModel):
 
     model_version: str
     experiment_id: str
-    threshold: float = Field(gt=0.0, lt=1.0)
+    thresholds: Thresholds
+    absent_signals: list[str]
     feature_names: list[str]
     feature_set_version: str
     hazard_horizon_s: float
@@ -220,8 +239,7 @@ def parse_predict_request(
     else:
         batch = _parse_rows(body, max_readings)
         field = "readings[{}].timestamp"
-    _check_timestamps(batch, latest_timestamp_s, field)
-    return batch
+    return _check_timestamps(batch, latest_timestamp_s, field)
 
 
 def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
@@ -260,9 +278,10 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     )
 
 
-def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> None:
+def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> ReadingBatch:
     """No reading from the future (a wrong clock would head its module's history), and
-    one reading per module and timestamp (a second would be a client's bug)."""
+    one reading per module and timestamp: a second with other values is refused, one with
+    the same values (a retry) is marked a repeat and answered as the first."""
     ahead = np.flatnonzero(batch.timestamps_s > latest_s)
     if ahead.size:
         seconds = float(batch.timestamps_s[ahead[0]] - latest_s)
@@ -273,19 +292,37 @@ def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> None:
         )
     if len(batch) > 1:
         seen: dict[tuple[str, float], int] = {}
+        repeats = None
         for index, key in enumerate(
             zip(batch.module_ids, batch.timestamps_s.tolist(), strict=True)
         ):
-            if seen.setdefault(key, index) != index:
+            first = seen.setdefault(key, index)
+            if first == index:
+                continue
+            if not _same_reading(batch, first, index):
                 raise InvalidInputError(
-                    "two readings of one module at one timestamp; send each reading once",
+                    "two different readings of one module at one timestamp; send each once",
                     [
                         {
                             "field": field.format(index),
-                            "problem": f"the same module and timestamp as reading {seen[key]}",
+                            "problem": f"reading {first} has this module and timestamp, with "
+                            "other values",
                         }
                     ],
                 )
+            if repeats is None:
+                repeats = np.full(len(batch), -1, dtype=np.int64)
+            repeats[index] = first
+        if repeats is not None:
+            return replace(batch, repeats=repeats)
+    return batch
+
+
+def _same_reading(batch: ReadingBatch, first: int, other: int) -> bool:
+    """A reading sent twice (a retry): the same values, missing ones included."""
+    same_signals = np.array_equal(batch.signals[first], batch.signals[other], equal_nan=True)
+    chemistry = batch.chemistry
+    return same_signals and (chemistry is None or chemistry[first] == chemistry[other])
 
 
 # The checks below run before pydantic: each is a few set operations per reading, and they

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     if args.small:
         # Imported here: the training package is heavy (XGBoost) and only --small needs it.
-        from src.training.train import small_config
+        from src.training.config import small_config
 
         config = small_config().simulation
     else:

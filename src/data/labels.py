@@ -28,13 +28,15 @@ HEALTHY_FAULT_TYPE = "none"
 """fault_type of a reading whose module has no event (the simulator's word)."""
 
 
-def hazard_labels(timestamp_s: np.ndarray, onset_s: np.ndarray) -> np.ndarray:
-    """1 where onset follows within HAZARD_HORIZON_S or has passed; 0 elsewhere (NaN onset: 0).
+def hazard_labels(
+    timestamp_s: np.ndarray, onset_s: np.ndarray, horizon_s: float = HAZARD_HORIZON_S
+) -> np.ndarray:
+    """1 where onset follows within horizon_s or has passed; 0 elsewhere (NaN onset: 0).
 
     The simulator's rule, element by element, as int8.
     """
     to_onset = onset_s - timestamp_s
-    hazardous = ((to_onset >= 0.0) & (to_onset <= HAZARD_HORIZON_S)) | (timestamp_s > onset_s)
+    hazardous = ((to_onset >= 0.0) & (to_onset <= horizon_s)) | (timestamp_s > onset_s)
     return hazardous.astype(np.int8)
 
 

@@ -128,6 +128,13 @@ SIGNALS: tuple[Signal, ...] = (
 )
 
 SIGNAL_NAMES: tuple[str, ...] = tuple(signal.name for signal in SIGNALS)
+
+KEY_SIGNAL_GROUPS: dict[str, tuple[str, ...]] = {
+    "gas": ("h2_ppm", "co_ppm", "voc_ppm"),
+    "temperature": ("cell_temp_max_c", "cell_temp_avg_c"),
+    "voltage": ("cell_voltage_min_v", "cell_voltage_max_v", "cell_voltage_avg_v"),
+}
+"""The signal groups a warning rests on: a reading lacking one is `unknown`, not normal."""
 SIGNAL_INDEX: dict[str, int] = {name: index for index, name in enumerate(SIGNAL_NAMES)}
 
 SAMPLE_PERIOD_S = 10.0

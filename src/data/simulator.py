@@ -56,6 +56,7 @@ COLUMNS: tuple[str, ...] = (
     "chemistry",
     "precursor_pattern",
     "lookalike",
+    "true_time_s",
 )
 """Column order of the frame simulate() returns."""
 
@@ -251,6 +252,7 @@ def _simulate_module(
         "chemistry": np.full(n, rack.chemistry.name, dtype=object),
         "precursor_pattern": np.full(n, "" if plan is None else plan.pattern, dtype=object),
         "lookalike": _lookalikes.labels(bits[rows]),
+        "true_time_s": config.start_time_s + t_s[rows],
     }
 
 

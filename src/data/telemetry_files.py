@@ -115,7 +115,7 @@ def read_telemetry(path: str | Path, *, check_units: bool = True) -> pd.DataFram
     if parts:
         frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         # Checked across files even when some file failed, so one run tells everything.
-        _check_duplicates(frame, log)
+        frame = _check_duplicates(frame, log)
         _check_modules(frame, log)
     log.raise_if_any(f"telemetry files at {path}")
     frame = _finish(frame, ("module_id", "timestamp_s"), sources)
@@ -317,12 +317,21 @@ def _origin(frame: pd.DataFrame, index: int) -> str:
     return f"{frame['source_file'].iat[index]} row {frame['source_row'].iat[index]}"
 
 
-def _check_duplicates(frame: pd.DataFrame, log: ProblemLog) -> None:
+def _check_duplicates(frame: pd.DataFrame, log: ProblemLog) -> pd.DataFrame:
+    """A reading sent twice (same module, moment and values: a BMS or gateway retry) is
+    kept once, and counted; two different readings of one module at one moment are a
+    problem."""
     keys = ["module_id", "timestamp_s"]
+    exact = frame.duplicated([*keys, *SIGNAL_NAMES], keep="first").to_numpy()
+    if exact.any():
+        dropped = int(exact.sum())
+        frame = frame[~exact].reset_index(drop=True)
+        frame.attrs["exact_duplicates_dropped"] = dropped
+        logger.info("%d reading(s) sent twice, kept once", dropped)
     known = (frame["timestamp_s"].notna() & frame["module_id"].notna()).to_numpy()
     repeated = np.flatnonzero(frame.duplicated(keys, keep="first").to_numpy() & known)
     if repeated.size == 0:
-        return
+        return frame
     module_ids = frame["module_id"].to_numpy()
     timestamps = frame["timestamp_s"].to_numpy()
 
@@ -334,14 +343,15 @@ def _check_duplicates(frame: pd.DataFrame, log: ProblemLog) -> None:
             yield Problem(
                 "duplicate_reading",
                 f"{where('timestamp', file, row)}: {module_ids[i]} at {_iso(timestamps[i])} is "
-                f"already in {_origin(frame, first)}; keep one reading per module and moment "
-                "(do two files overlap in time?)",
+                f"already in {_origin(frame, first)} with other values; keep one reading per "
+                "module and moment (do two files overlap in time?)",
                 file=file,
                 row=row,
                 column="timestamp",
             )
 
     log.extend("duplicate_reading", repeated.size, problems())
+    return frame
 
 
 def _check_modules(frame: pd.DataFrame, log: ProblemLog) -> None:

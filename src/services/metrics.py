@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from src.levels import LEVEL_NAMES, Levels
+
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 HISTORY_BUCKETS = (0.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0)
@@ -17,15 +19,27 @@ HISTORY_BUCKETS = (0.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 18
 
 
 class PredictionMetrics:
-    """The model's metrics. Readings scored are counted once, by outcome; their total is
+    """The model's metrics. Readings scored are counted once, by level; their total is
     `sum(hvs_predictions_total)` (and `hvs_request_readings_sum`), so no second counter
     repeats it."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.predictions = Counter(
             "hvs_predictions",
-            "Readings scored, by outcome at the run's threshold",
-            ["outcome"],
+            "Readings scored, by level (normal, warning, alarm, unknown)",
+            ["level"],
+            registry=registry,
+        )
+        self.guard_hits = Counter(
+            "hvs_guard_hits",
+            "Readings on which a physical guard rule fired, by rule",
+            ["rule"],
+            registry=registry,
+        )
+        self.missing_groups = Counter(
+            "hvs_missing_signal_groups",
+            "Readings lacking a key signal group (gas, temperature, voltage), by group",
+            ["group"],
             registry=registry,
         )
         self.hazard_probability = Histogram(
@@ -83,14 +97,17 @@ class PredictionMetrics:
             registry=registry,
         )
 
-    def observe_predictions(self, probabilities: np.ndarray, hazardous: np.ndarray) -> None:
-        count = int(hazardous.shape[0])
-        flagged = int(hazardous.sum())
-        self.request_readings.observe(count)
-        if flagged:
-            self.predictions.labels(outcome="hazardous").inc(flagged)
-        if count - flagged:
-            self.predictions.labels(outcome="not_hazardous").inc(count - flagged)
+    def observe_predictions(self, probabilities: np.ndarray, levels: Levels) -> None:
+        self.request_readings.observe(int(probabilities.shape[0]))
+        for code, count in enumerate(np.bincount(levels.level, minlength=len(LEVEL_NAMES))):
+            if count:
+                self.predictions.labels(level=LEVEL_NAMES[code]).inc(int(count))
+        for why in (reason for reasons in levels.reasons for reason in reasons):
+            kind, _, name = why.partition(":")
+            if kind == "guard":
+                self.guard_hits.labels(rule=name).inc()
+            elif kind == "missing":
+                self.missing_groups.labels(group=name).inc()
         observe_many(self.hazard_probability, probabilities, PROBABILITY_BUCKETS)
 
     def observe_history(self, seconds: np.ndarray) -> None:

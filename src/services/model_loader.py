@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from src.data.signals import SIGNAL_NAMES
 from src.errors import ModelLoadError
@@ -45,12 +45,32 @@ class ScalerNumbers(BaseModel):
     scale: list[float]
 
 
+class LevelThresholds(BaseModel):
+    """The run's two thresholds, chosen at training on a false-alarm budget."""
+
+    warning: float
+    alarm: float
+
+    @field_validator("warning", "alarm")
+    @classmethod
+    def _probability_threshold(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0.0 < value < 1.0):
+            raise ValueError(f"an alarm threshold must be a probability in (0, 1), got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _warning_first(self) -> LevelThresholds:
+        if self.warning > self.alarm:
+            raise ValueError(f"the warning threshold {self.warning} is above the alarm's")
+        return self
+
+
 class ServingConfig(BaseModel):
     """serving_config.json as training writes it; anything else is refused at load."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    threshold: float
+    thresholds: LevelThresholds
     feature_names: list[str] = Field(min_length=1)
     feature_set_version: str
     signal_names: list[str]
@@ -59,16 +79,11 @@ class ServingConfig(BaseModel):
     rate_min_gap_s: float | None = None
     """Absent in runs trained before feature set 2: they are refused by the contract check."""
     hazard_horizon_s: float
+    absent_signals: list[str] = []
+    """Signals the run was trained and judged without (the site has no such sensor)."""
     scaler: ScalerNumbers | None = None
     code_version: str = "an earlier version"
     """Which code trained the run (package version and git commit), for messages."""
-
-    @field_validator("threshold")
-    @classmethod
-    def _probability_threshold(cls, value: float) -> float:
-        if not (math.isfinite(value) and 0.0 < value < 1.0):
-            raise ValueError(f"the alarm threshold must be a probability in (0, 1), got {value}")
-        return value
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,20 @@ def load_run_artifacts(settings: Settings) -> RunArtifacts:
         verify_manifest(location.artifacts_dir, location.model_dir)
     config = _parse_config(location)
     _check_contract(location.run_id, config)
+    _check_site(location.run_id, config, settings)
     return RunArtifacts(location=location, config=config)
+
+
+def _check_site(run_id: str, config: ServingConfig, settings: Settings) -> None:
+    """A site without some sensor is served only by a run judged without it."""
+    declared, trained = set(settings.absent_signals), set(config.absent_signals)
+    if declared != trained:
+        raise ModelLoadError(
+            f"this site declares {sorted(declared) or 'no'} absent sensors "
+            f"(HVS_ABSENT_SIGNALS) but run {run_id} was trained and judged without "
+            f"{sorted(trained) or 'none'}: train a run for this site (python -m src.training "
+            f"--absent-signals {','.join(sorted(declared)) or '<none>'}) or fix the setting"
+        )
 
 
 def _parse_config(location: RunLocation) -> ServingConfig:

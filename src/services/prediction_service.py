@@ -17,9 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from src.data.signals import SIGNALS
+from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import ModelLoadError, ModelNotReadyError
 from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
+from src.levels import (
+    ALARM,
+    Thresholds,
+    combine,
+    guard_hits,
+    missing_groups,
+    model_levels,
+    previous_readings,
+)
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
@@ -37,13 +46,18 @@ RETRY_MAX_S = 30.0
 
 @dataclass(frozen=True)
 class Predictions:
-    """What the model answered for a batch, in the batch's order, which model it was, and
-    how much of each module's history the answer rests on."""
+    """What the service answered for a batch, in the batch's order: the model's
+    probability, the level (model, guards and data quality together) and why, which model
+    it was, and how much of each module's history the answer rests on."""
 
     model_version: str
-    threshold: float
+    thresholds: Thresholds
     hazard_probability: np.ndarray
-    hazardous: np.ndarray
+    level: np.ndarray
+    """levels.NORMAL, WARNING, ALARM or UNKNOWN per reading (int8)."""
+    reasons: list[tuple[str, ...]]
+    missing: list[tuple[str, ...]]
+    """The key signal groups each reading lacks (then `unknown`, unless it alarms anyway)."""
     history_s: np.ndarray
     """Seconds back to the oldest earlier reading of the module its features used."""
     history_readings: np.ndarray
@@ -51,6 +65,23 @@ class Predictions:
     history_source: HistorySource
     """`store`: the module's stored history and the request; `request`: the request alone
     (history off, or the store unavailable)."""
+
+    @property
+    def hazardous(self) -> np.ndarray:
+        """`alarm`, as a bool per reading."""
+        return self.level == ALARM
+
+    def select(self, rows: np.ndarray) -> Predictions:
+        """These readings' answers, in this order (rows may repeat)."""
+        return replace(
+            self,
+            hazard_probability=self.hazard_probability[rows],
+            level=self.level[rows],
+            reasons=[self.reasons[i] for i in rows],
+            missing=[self.missing[i] for i in rows],
+            history_s=self.history_s[rows],
+            history_readings=self.history_readings[rows],
+        )
 
 
 @dataclass(frozen=True)
@@ -74,18 +105,20 @@ class LoadedModel:
         return self.artifacts.location.run_id
 
     @property
-    def threshold(self) -> float:
-        return self.artifacts.config.threshold
+    def thresholds(self) -> Thresholds:
+        configured = self.artifacts.config.thresholds
+        return Thresholds(warning=configured.warning, alarm=configured.alarm)
 
-    def features(self, batch: ReadingBatch, chemistry: np.ndarray | None = None) -> np.ndarray:
-        """The run's features of every reading, in the run's order; chemistry: the codes of
-        each reading's chemistry (default: as the batch gives them, else unknown)."""
+    def all_features(self, batch: ReadingBatch, chemistry: np.ndarray | None = None) -> np.ndarray:
+        """Every FEATURE_NAMES column of every reading; chemistry: the codes of each
+        reading's chemistry (default: as the batch gives them, else unknown)."""
         if chemistry is None:
             chemistry = chemistry_codes(batch.chemistry, len(batch))
-        all_features = compute_features(
-            batch.module_ids, batch.timestamps_s, batch.signals, chemistry
-        )
-        return all_features[:, self.feature_columns]
+        return compute_features(batch.module_ids, batch.timestamps_s, batch.signals, chemistry)
+
+    def features(self, batch: ReadingBatch, chemistry: np.ndarray | None = None) -> np.ndarray:
+        """The run's features of every reading, in the run's order."""
+        return self.all_features(batch, chemistry)[:, self.feature_columns]
 
     def scale(self, features: np.ndarray) -> np.ndarray:
         return (features - self.scale_mean) * self.scale_inverse_std
@@ -105,7 +138,8 @@ class LoadedModel:
         return {
             "model_version": self.run_id,
             "experiment_id": location.experiment_id,
-            "threshold": config.threshold,
+            "thresholds": {"warning": config.thresholds.warning, "alarm": config.thresholds.alarm},
+            "absent_signals": list(config.absent_signals),
             "feature_names": list(config.feature_names),
             "feature_set_version": config.feature_set_version,
             "hazard_horizon_s": config.hazard_horizon_s,
@@ -129,6 +163,10 @@ class PredictionService:
     ) -> None:
         self.settings = settings
         self._metrics = metrics
+        self._absent = frozenset(settings.absent_signals)
+        self._absent_columns = np.array(
+            [SIGNAL_NAMES.index(name) for name in settings.absent_signals], dtype=np.int64
+        )
         if metrics is None:
             self._history = ModuleHistory(history)
         else:
@@ -180,7 +218,8 @@ class PredictionService:
             extra={
                 "run_id": model.run_id,
                 "load_seconds": round(model.load_seconds, 3),
-                "threshold": model.threshold,
+                "warning_threshold": model.thresholds.warning,
+                "alarm_threshold": model.thresholds.alarm,
                 "features": len(model.feature_columns),
             },
         )
@@ -206,28 +245,66 @@ class PredictionService:
         thread.start()
         return thread
 
-    def predict(self, batch: ReadingBatch) -> Predictions:
-        """Score the batch; its readings join their modules' history (when it is on)."""
+    def predict(self, batch: ReadingBatch, timings: dict[str, float] | None = None) -> Predictions:
+        """Score the batch; its readings join their modules' history (when it is on). A
+        reading repeated in the batch is scored once, and each copy answered alike.
+        timings: when given, filled with the CPU seconds of each stage (the profile's)."""
+        if batch.repeats is None:
+            return self._predict(batch, timings)
+        originals = np.flatnonzero(batch.repeats < 0)
+        answered = self._predict(batch.select(originals), timings)
+        position = np.empty(len(batch), dtype=np.int64)
+        position[originals] = np.arange(originals.size)
+        repeated = batch.repeats >= 0
+        position[repeated] = position[batch.repeats[repeated]]
+        return answered.select(position)
+
+    def _predict(self, batch: ReadingBatch, timings: dict[str, float] | None) -> Predictions:
+        lap = _Laps(timings)
         model = self.model
+        batch = self._without_absent(batch)
         context = self._history.context(batch)
+        history_s, history_readings = history_extent(context.batch, len(batch))
+        lap("history")
         n_request = len(batch)
-        features = model.features(context.batch, self._chemistry(batch, context.batch))
-        features = features[:n_request]
-        probabilities = model.probabilities(model.scale(features))
-        hazardous = probabilities >= model.threshold
-        history_s, history_readings = history_extent(context.batch, n_request)
-        if self._metrics is not None:
-            self._metrics.observe_predictions(probabilities, hazardous)
-            self._metrics.observe_history(history_s)
-        return Predictions(
-            model.run_id,
-            model.threshold,
-            probabilities,
-            hazardous,
-            history_s,
-            history_readings,
-            context.source,
+        chemistry = self._chemistry(batch, context.batch)
+        every = model.all_features(context.batch, chemistry)
+        lap("features")
+        scaled = model.scale(every[:n_request, model.feature_columns])
+        lap("scale")
+        probabilities = model.probabilities(scaled)
+        lap("predict")
+        previous = previous_readings(context.batch.module_ids, context.batch.timestamps_s)
+        levels = combine(
+            model_levels(probabilities, model.thresholds),
+            guard_hits(every, chemistry, previous)[:n_request],
+            missing_groups(batch.signals, self._absent),
         )
+        lap("levels")
+        if self._metrics is not None:
+            self._metrics.observe_predictions(probabilities, levels)
+            self._metrics.observe_history(history_s)
+        lap("metrics")
+        return Predictions(
+            model_version=model.run_id,
+            thresholds=model.thresholds,
+            hazard_probability=probabilities,
+            level=levels.level,
+            reasons=levels.reasons,
+            missing=levels.missing,
+            history_s=history_s,
+            history_readings=history_readings,
+            history_source=context.source,
+        )
+
+    def _without_absent(self, batch: ReadingBatch) -> ReadingBatch:
+        """Signals the site declared absent are missing, whatever a gateway sends for them:
+        the run was trained and judged without them."""
+        if not self._absent_columns.size:
+            return batch
+        signals = batch.signals.copy()
+        signals[:, self._absent_columns] = np.nan
+        return replace(batch, signals=signals)
 
     def close(self) -> None:
         self._history.close()
@@ -245,6 +322,21 @@ class PredictionService:
 
     def describe(self) -> dict[str, Any]:
         return self.model.describe()
+
+
+class _Laps:
+    """Stage timer for predict(): records CPU seconds per stage into a dict, or nothing."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self._timings = timings
+        self._last = time.process_time() if timings is not None else 0.0
+
+    def __call__(self, stage: str) -> None:
+        if self._timings is None:
+            return
+        now = time.process_time()
+        self._timings[stage] = self._timings.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 def _load_model(settings: Settings) -> LoadedModel:

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 import joblib
 import numpy as np
 
-from src.data.signals import HAZARD_HORIZON_S, SIGNAL_NAMES
+from src.data.signals import SIGNAL_NAMES
 from src.features.engineering import FEATURE_SET_VERSION, feature_contract
 from src.model_artifacts import (
     BASELINE_FILE,
@@ -30,7 +30,8 @@ from src.model_artifacts import (
     sign_manifest,
 )
 from src.services.model_store import configure_mlflow_environment
-from src.training.train import TrainingConfig, TrainingResult
+from src.training.config import TrainingConfig
+from src.training.train import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,17 @@ def code_version() -> str:
     return f"hvs-prediction-api {package} ({commit})"
 
 
-def serving_config(result: TrainingResult, trained_by: str) -> dict[str, Any]:
+def serving_config(
+    result: TrainingResult, config: TrainingConfig, trained_by: str
+) -> dict[str, Any]:
     """What the service reads of a run (src/services/model_loader.ServingConfig)."""
     return {
-        "threshold": result.threshold,
+        "thresholds": {"warning": result.thresholds.warning, "alarm": result.thresholds.alarm},
         "feature_names": list(result.feature_names),
         **feature_contract(),
         "signal_names": list(SIGNAL_NAMES),
-        "hazard_horizon_s": HAZARD_HORIZON_S,
+        "absent_signals": list(result.absent_signals),
+        "hazard_horizon_s": config.label_horizon_s,
         "model_artifact": MODEL_NAME,
         "code_version": trained_by,
         # The fitted StandardScaler as plain numbers (JSON keeps every float64 exactly), so
@@ -142,8 +146,10 @@ def log_run(
         run_dir = Path(scratch) / "run"
         run_dir.mkdir()
         joblib.dump(result.scaler, run_dir / SCALER_FILE)
-        _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result, trained_by))
+        _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result, config, trained_by))
         _write_json(run_dir / BASELINE_FILE, feature_baseline(result))
+        result.levels.curve.to_csv(run_dir / LEVELS_CURVE_FILE, index=False)
+        _plot_levels(result, run_dir / LEVELS_PLOT_FILE)
         if result.onnx_model is not None:
             (run_dir / ONNX_FILE).write_bytes(result.onnx_model)
         # Digest the model as the store holds it, read back through MLflow.
@@ -166,6 +172,41 @@ def log_run(
     if store.scheme == "file":
         (Path(unquote(store.path)) / ".trash").mkdir(exist_ok=True)
     return run.info.run_id
+
+
+LEVELS_CURVE_FILE = "alarm_levels_curve.csv"
+LEVELS_PLOT_FILE = "alarm_levels.png"
+
+
+def _plot_levels(result: TrainingResult, path: Path) -> None:
+    """Lead time and events warned against false alarms, as the warning threshold moves
+    (validation set), with the chosen levels marked: people read it faster than a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = result.levels.curve
+    figure, left = plt.subplots(figsize=(8, 4.5), dpi=110)
+    left.set_xscale("symlog", linthresh=0.1)
+    left.plot(curve["false_alarms_per_1000h"], curve["events_warned_5min_fraction"], color="C0")
+    left.set_xlabel("false-alarm episodes per 1,000 healthy module-hours (validation)")
+    left.set_ylabel("events warned >= 5 min ahead", color="C0")
+    right = left.twinx()
+    right.plot(curve["false_alarms_per_1000h"], curve["lead_time_min_median"], color="C1")
+    right.set_ylabel("median lead time, min", color="C1")
+    for name, threshold, style in (
+        ("warning", result.thresholds.warning, "--"),
+        ("alarm", result.thresholds.alarm, ":"),
+    ):
+        at = curve.iloc[(curve["threshold"] - threshold).abs().argmin()]
+        left.axvline(at["false_alarms_per_1000h"], color="k", linestyle=style, label=name)
+    left.axvline(1.0, color="grey", linewidth=0.8, label="budget (1 per 1,000 h)")
+    left.legend(loc="lower right")
+    left.set_title("Alarm levels: earliest warning within the false-alarm budget")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def _write_json(path: Path, payload: Any) -> None:

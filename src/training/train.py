@@ -1,14 +1,16 @@
-"""Training as pure stages: simulate, engineer, split, fit, choose threshold, evaluate.
+"""Training as pure stages: data, features, fit, alarm levels, evaluation, hold-outs.
 
 Logging to MLflow lives in `tracking.py`; this module knows nothing of MLflow, so the
-stages run the same in a notebook, a test or the CLI.
+stages run the same in a notebook, a test or the CLI. The levels are chosen on the
+validation set's false alarms; every number the run reports comes from sets the model
+and its levels never saw: the test site, a widened test site drawn with wider physics,
+and runs trained without a whole fault kind or chemistry, judged on that family alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,18 +18,16 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.preprocessing import StandardScaler
 
-from src.data.signals import SIGNAL_NAMES
-from src.data.simulator import SimulationConfig, simulate
-from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
+from src.features.engineering import FEATURE_NAMES
+from src.levels import ALARM, WARNING, Thresholds
 from src.model_onnx import export_onnx
-from src.training.evaluate import choose_threshold, evaluate
+from src.training.config import ModelConfig, TrainingConfig
+from src.training.data import Prepared, Progress, features_of, prepare, simulated_sets
+from src.training.evaluate import LevelChoice, choose_thresholds, evaluate
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): how far a long stage has come."""
-
-TRUNCATED_HISTORY_S = (0.0, 30.0, 60.0, 120.0, 180.0)
+TRUNCATED_HISTORY_S = (0.0, 30.0, 60.0, 120.0, 180.0, 600.0)
 """Training also sees readings as if only this much of their module's history were known
 (a module that has just started posting, a store that has just come back): every
 hazardous reading, and a sample of the healthy ones, once per length. Without them "no
@@ -36,57 +36,9 @@ history" only ever occurred at the start of healthy series, and read as "healthy
 TRUNCATED_HEALTHY_FRACTION = 0.1
 """Share of the healthy training readings added once per truncated history length."""
 
-EVALUATED_HISTORY_S = (0.0, 60.0, 120.0, 300.0)
+EVALUATED_HISTORY_S = (0.0, 60.0, 120.0, 300.0, 1800.0)
 """The test set is also scored as if each reading had only this much history: the run
 logs how early events are warned when a module has just started posting."""
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    n_estimators: int = 300
-    max_depth: int = 5
-    learning_rate: float = 0.08
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 2.0
-    early_stopping_rounds: int = 40
-    n_jobs: int = 2
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    validation_fraction: float = 0.2
-    test_fraction: float = 0.2
-    target_recall: float = 0.95
-    """The threshold is the highest one that keeps this recall on validation readings."""
-    seed: int = 7
-
-    def as_params(self) -> dict[str, Any]:
-        """Flat parameters for MLflow (`simulation.n_racks`, `model.max_depth`, ...)."""
-        params: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, dict):
-                params.update({f"{key}.{k}": v for k, v in value.items()})
-            else:
-                params[key] = value
-        return params
-
-
-def small_config(seed: int = 7) -> TrainingConfig:
-    """A configuration that trains in a few seconds: tests and CI."""
-    return TrainingConfig(
-        simulation=SimulationConfig(
-            n_racks=2,
-            modules_per_rack=10,
-            duration_s=2 * 3600.0,
-            n_fault_events=12,
-            seed=seed,
-        ),
-        model=ModelConfig(n_estimators=80, early_stopping_rounds=20),
-        seed=seed,
-    )
 
 
 @dataclass
@@ -94,30 +46,22 @@ class TrainingResult:
     booster: xgb.Booster
     """The fitted classifier's trees up to the best validation iteration: the model of record."""
     scaler: StandardScaler
-    threshold: float
+    thresholds: Thresholds
     feature_names: tuple[str, ...]
     metrics: dict[str, float]
     train_features: np.ndarray
-    """Unscaled training features, kept for the drift baseline."""
-    test_frame: pd.DataFrame
+    """Unscaled training features (the sites' own readings), for the drift baseline."""
+    test: Prepared
     test_probabilities: np.ndarray
+    levels: LevelChoice
+    """The validation curve the thresholds were chosen on (logged as a plot)."""
+    absent_signals: tuple[str, ...] = ()
     onnx_model: bytes | None = None
     """The booster as ONNX, equal to it on the test rows; None if conversion was not possible."""
 
-
-def features_of(frame: pd.DataFrame, max_history_s: float | None = None) -> np.ndarray:
-    """Engineered features for telemetry rows, exactly as the service computes them; with
-    max_history_s, as if each reading's module had only that much history."""
-    chemistry = None
-    if "chemistry" in frame.columns:
-        chemistry = chemistry_codes(frame["chemistry"].tolist(), len(frame))
-    return compute_features(
-        frame["module_id"].to_numpy(),
-        frame["timestamp_s"].to_numpy(dtype=np.float64),
-        frame[list(SIGNAL_NAMES)].to_numpy(dtype=np.float64),
-        chemistry,
-        max_history_s=max_history_s,
-    )
+    @property
+    def test_frame(self) -> pd.DataFrame:
+        return self.test.frame
 
 
 def fit_scaler(features: np.ndarray) -> StandardScaler:
@@ -130,18 +74,6 @@ def fit_scaler(features: np.ndarray) -> StandardScaler:
     return scaler
 
 
-def truncated_history_rows(
-    frame: pd.DataFrame, labels: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Extra training rows: readings with their history cut to each TRUNCATED_HISTORY_S."""
-    extra_features, extra_labels = [], []
-    for seconds in TRUNCATED_HISTORY_S:
-        chosen = (labels == 1) | (rng.random(labels.size) < TRUNCATED_HEALTHY_FRACTION)
-        extra_features.append(features_of(frame, max_history_s=seconds)[chosen])
-        extra_labels.append(labels[chosen])
-    return np.concatenate(extra_features), np.concatenate(extra_labels)
-
-
 def predict_probabilities(
     booster: xgb.Booster, scaler: StandardScaler, features: np.ndarray
 ) -> np.ndarray:
@@ -149,111 +81,205 @@ def predict_probabilities(
     return booster.inplace_predict(scaler.transform(features))
 
 
-def split_modules(frame: pd.DataFrame, config: TrainingConfig) -> dict[str, np.ndarray]:
-    """Row masks for train/validation/test that keep every module's series in one split.
+def training_rows(data: Prepared, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The set's rows plus its readings with truncated history (TRUNCATED_HISTORY_S)."""
+    features, labels = [data.features], [data.labels]
+    for seconds in TRUNCATED_HISTORY_S:
+        chosen = (data.labels == 1) | (rng.random(data.labels.size) < TRUNCATED_HEALTHY_FRACTION)
+        features.append(features_of(data.frame, data.chemistry, seconds)[chosen])
+        labels.append(data.labels[chosen])
+    return np.concatenate(features), np.concatenate(labels)
 
-    Faulty and healthy modules are split separately (stratified) so every split holds
-    whole fault events of its own, never seen in training.
-    """
-    rng = np.random.default_rng(config.seed)
-    modules = frame.groupby("module_id", sort=True)["fault_type"].first()
-    assignment: dict[str, str] = {}
-    for is_faulty in (True, False):
-        group = modules[(modules != "none") == is_faulty].index.to_numpy()
-        group = group[rng.permutation(len(group))]
-        n_test = max(1, round(len(group) * config.test_fraction))
-        n_validation = max(1, round(len(group) * config.validation_fraction))
-        for position, module_id in enumerate(group):
-            if position < n_test:
-                assignment[module_id] = "test"
-            elif position < n_test + n_validation:
-                assignment[module_id] = "validation"
-            else:
-                assignment[module_id] = "train"
-    split_of_row = frame["module_id"].map(assignment).to_numpy()
-    return {name: split_of_row == name for name in ("train", "validation", "test")}
+
+def fit(
+    features: np.ndarray,
+    labels: np.ndarray,
+    validation: Prepared,
+    model_config: ModelConfig,
+    seed: int,
+    report: Progress,
+) -> tuple[xgb.Booster, StandardScaler]:
+    scaler = fit_scaler(features)
+    positives = max(int(labels.sum()), 1)
+    model = xgb.XGBClassifier(
+        n_estimators=model_config.n_estimators,
+        max_depth=model_config.max_depth,
+        learning_rate=model_config.learning_rate,
+        subsample=model_config.subsample,
+        colsample_bytree=model_config.colsample_bytree,
+        min_child_weight=model_config.min_child_weight,
+        scale_pos_weight=(len(labels) - positives) / positives,
+        early_stopping_rounds=model_config.early_stopping_rounds,
+        eval_metric="aucpr",
+        tree_method="hist",
+        n_jobs=model_config.n_jobs,
+        random_state=seed,
+        callbacks=[_ProgressCallback(report, model_config.n_estimators)],
+    )
+    model.fit(
+        scaler.transform(features),
+        labels,
+        eval_set=[(scaler.transform(validation.features), validation.labels)],
+        verbose=False,
+    )
+    # Early stopping keeps growing trees past the best round; drop them so the logged
+    # booster predicts exactly what was validated, whoever loads it.
+    return model.get_booster()[: model.best_iteration + 1], scaler
+
+
+def choose_levels(
+    booster: xgb.Booster, scaler: StandardScaler, validation: Prepared, budget: float
+) -> tuple[LevelChoice, np.ndarray]:
+    probabilities = predict_probabilities(booster, scaler, validation.features)
+    choice = choose_thresholds(
+        validation.frame,
+        probabilities,
+        validation.guard_level >= WARNING,
+        validation.guard_level >= ALARM,
+        budget,
+    )
+    return choice, probabilities
 
 
 def train(config: TrainingConfig, progress: Progress | None = None) -> TrainingResult:
+    """Simulate the sets, then train_on them."""
     report = progress or (lambda stage, done, total: None)
-    frame = simulate(
-        config.simulation, progress=lambda done, total: report("simulate", done, total)
-    )
-    features = features_of(frame)
-    labels = frame["hazardous"].to_numpy(dtype=np.int8)
-    masks = split_modules(frame, config)
+    return train_on(simulated_sets(config, report), config, report)
 
-    train_frame = frame[masks["train"]]
-    cold_features, cold_labels = truncated_history_rows(
-        train_frame, labels[masks["train"]], np.random.default_rng(config.seed)
-    )
-    train_features = np.concatenate((features[masks["train"]], cold_features))
-    scaler = fit_scaler(train_features)
-    scaled = {name: scaler.transform(features[mask]) for name, mask in masks.items()}
-    scaled["train"] = scaler.transform(train_features)
-    y = {name: labels[mask] for name, mask in masks.items()}
-    y["train"] = np.concatenate((labels[masks["train"]], cold_labels))
-    positives = max(int(y["train"].sum()), 1)
-    model = xgb.XGBClassifier(
-        n_estimators=config.model.n_estimators,
-        max_depth=config.model.max_depth,
-        learning_rate=config.model.learning_rate,
-        subsample=config.model.subsample,
-        colsample_bytree=config.model.colsample_bytree,
-        min_child_weight=config.model.min_child_weight,
-        scale_pos_weight=(len(y["train"]) - positives) / positives,
-        early_stopping_rounds=config.model.early_stopping_rounds,
-        eval_metric="aucpr",
-        tree_method="hist",
-        n_jobs=config.model.n_jobs,
-        random_state=config.seed,
-        callbacks=[_ProgressCallback(report, config.model.n_estimators)],
-    )
-    model.fit(
-        scaled["train"],
-        y["train"],
-        eval_set=[(scaled["validation"], y["validation"])],
-        verbose=False,
-    )
 
-    # Early stopping keeps growing trees past the best round; drop them so the logged
-    # booster predicts exactly what was validated, whoever loads it.
-    booster = model.get_booster()[: model.best_iteration + 1]
-    validation_probabilities = booster.inplace_predict(scaled["validation"])
-    threshold = choose_threshold(y["validation"], validation_probabilities, config.target_recall)
-    test_probabilities = booster.inplace_predict(scaled["test"])
-    metrics = {
-        f"validation_{k}": v
-        for k, v in evaluate(
-            frame[masks["validation"]], validation_probabilities, threshold
-        ).items()
+def train_on(
+    frames: dict[str, pd.DataFrame], config: TrainingConfig, report: Progress
+) -> TrainingResult:
+    """frames: train, validation, test, and optionally widened (each with the simulator's
+    columns; span_s where known)."""
+    sets = {
+        name: prepare(frame, config, config.unknown_chemistry_fraction if name == "train" else 0.0)
+        for name, frame in frames.items()
     }
-    test_frame = frame[masks["test"]].reset_index(drop=True)
-    metrics.update(
-        {f"test_{k}": v for k, v in evaluate(test_frame, test_probabilities, threshold).items()}
+    rng = np.random.default_rng(config.seed)
+    features, labels = training_rows(sets["train"], rng)
+    booster, scaler = fit(features, labels, sets["validation"], config.model, config.seed, report)
+    choice, _ = choose_levels(
+        booster, scaler, sets["validation"], config.false_alarm_budget_per_1000h
     )
-    for seconds in EVALUATED_HISTORY_S:
-        short = booster.inplace_predict(scaler.transform(features_of(test_frame, seconds)))
-        measured = evaluate(test_frame, short, threshold)
-        for name in ("events_warned_5min_fraction", "lead_time_min_median"):
-            if name in measured:
-                metrics[f"test_history_{seconds / 60:g}min_{name}"] = measured[name]
-    exported = export_onnx(booster, scaled["test"][:5000])
+    thresholds = choice.thresholds
+    metrics: dict[str, float] = {
+        "warning_threshold": thresholds.warning,
+        "alarm_threshold": thresholds.alarm,
+        "validation_healthy_module_hours": choice.exposure_h,
+        "validation_exposure_sufficient": float(choice.exposure_h >= 1000.0),
+        "best_iteration": float(booster.num_boosted_rounds() - 1),
+        "train_rows": float(len(labels)),
+    }
+    test_probabilities = np.zeros(0)
+    for name in ("test", "widened"):
+        if name not in sets:
+            continue
+        data = sets[name]
+        probabilities = predict_probabilities(booster, scaler, data.features)
+        if name == "test":
+            test_probabilities = probabilities
+        found = evaluate(data.frame, probabilities, thresholds, data.guard_level)
+        metrics.update({f"{name}_{key}": value for key, value in found.items()})
+    metrics.update(_by_history_length(booster, scaler, sets["test"], thresholds))
+    if config.holdout:
+        metrics.update(_holdouts(sets, config, report))
+    exported = export_onnx(booster, scaler.transform(sets["test"].features[:5000]))
     if exported is not None:
         metrics["onnx_max_abs_difference"] = exported[1]
-    metrics["threshold"] = threshold
-    metrics["best_iteration"] = float(model.best_iteration)
-    metrics["train_rows"] = float(masks["train"].sum())
     return TrainingResult(
         booster=booster,
         scaler=scaler,
-        threshold=threshold,
+        thresholds=thresholds,
         feature_names=FEATURE_NAMES,
         metrics=metrics,
-        train_features=features[masks["train"]],
-        test_frame=test_frame,
+        train_features=sets["train"].features,
+        test=sets["test"],
         test_probabilities=test_probabilities,
+        levels=choice,
+        absent_signals=config.absent_signals,
         onnx_model=exported[0] if exported is not None else None,
+    )
+
+
+def _by_history_length(
+    booster: xgb.Booster, scaler: StandardScaler, test: Prepared, thresholds: Thresholds
+) -> dict[str, float]:
+    """Events warned when every reading had only so much history (0: each posted alone,
+    with no store): the cold-start case the service meets after a restart."""
+    metrics = {}
+    for seconds in EVALUATED_HISTORY_S:
+        features = features_of(test.frame, test.chemistry, seconds)
+        found = evaluate(
+            test.frame, predict_probabilities(booster, scaler, features), thresholds, by=()
+        )
+        for key in ("warning_events_warned_5min_fraction", "warning_lead_time_min_median"):
+            if key in found:
+                metrics[f"test_history_{seconds / 60:g}min_{key}"] = found[key]
+    return metrics
+
+
+def _holdouts(
+    sets: dict[str, Prepared], config: TrainingConfig, report: Progress
+) -> dict[str, Any]:
+    """Leave one family out: train without every module of one fault kind (or every rack
+    of one chemistry), choose levels on validation without that family's events, and
+    judge on the test site's events (and, for a chemistry, healthy modules) of that family
+    alone. The honest answer to "what about a fault we never simulated?"."""
+    metrics: dict[str, Any] = {}
+    train, validation, test = sets["train"], sets["validation"], sets["test"]
+    families = [("fault_type", kind) for kind in sorted(set(train.frame["fault_type"]) - {"none"})]
+    if "chemistry" in train.frame.columns:
+        families += [("chemistry", name) for name in sorted(set(train.frame["chemistry"]))]
+    rng = np.random.default_rng(config.seed + 1)
+    for column, value in families:
+        keep_train = train.frame[column].to_numpy() != value
+        keep_validation = validation.frame[column].to_numpy() != value
+        if column == "fault_type":  # healthy modules stay: they define the false alarms
+            keep_test = (test.frame[column].to_numpy() == value) | (
+                test.frame["fault_type"].to_numpy() == "none"
+            )
+        else:
+            keep_test = test.frame[column].to_numpy() == value
+        if keep_train.all() or not keep_train.any() or not keep_test.any():
+            continue
+        features, labels = training_rows(_subset(train, keep_train), rng)
+        booster, scaler = fit(
+            features,
+            labels,
+            _subset(validation, keep_validation),
+            config.holdout_model,
+            config.seed,
+            report,
+        )
+        choice, _ = choose_levels(
+            booster,
+            scaler,
+            _subset(validation, keep_validation),
+            config.false_alarm_budget_per_1000h,
+        )
+        held = _subset(test, keep_test)
+        found = evaluate(
+            held.frame,
+            predict_probabilities(booster, scaler, held.features),
+            choice.thresholds,
+            held.guard_level,
+            by=(),
+        )
+        for key, number in found.items():
+            if key.startswith(("warning_", "alarm_")):
+                metrics[f"holdout/{column}/{value}/{key}"] = number
+    return metrics
+
+
+def _subset(data: Prepared, keep: np.ndarray) -> Prepared:
+    return replace(
+        data,
+        frame=data.frame[keep].reset_index(drop=True),
+        features=data.features[keep],
+        labels=data.labels[keep],
+        chemistry=data.chemistry[keep],
+        guard_level=data.guard_level[keep],
     )
 
 
