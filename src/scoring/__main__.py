@@ -86,7 +86,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     tracking_uri = args.tracking_uri or str(args.mlruns_dir)
     try:
         settings = load_settings(BEST_MLFLOW_RUN_ID=args.run_id, MLFLOW_TRACKING_URI=tracking_uri)

@@ -59,6 +59,10 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings(
     "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
 )
+warnings.filterwarnings("ignore", message="The copy keyword is deprecated", module=r"pyspark\.")
+# py4j logs every connection at INFO, and does so from __del__ at interpreter exit, when
+# the logging streams may already be closed.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 JAVA_INSTALL_HINT = "apt-get install -y openjdk-17-jre-headless"
 PYSPARK_INSTALL_HINT = "pip install -r requirements-dev.txt (pyspark is a dev/batch extra)"
@@ -324,8 +328,14 @@ class SparkScorer:
     def score_pandas(self, telemetry: pd.DataFrame) -> pd.DataFrame:
         """Scores of a validated pandas frame through Spark, collected and sorted by
         (module_id, timestamp_s), as batch.score_telemetry returns them."""
-        scores = self.score(self.dataframe(telemetry)).toPandas()
-        return scores.sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
+        return self.collect(self.score(self.dataframe(telemetry)))
+
+    @staticmethod
+    def collect(scores: DataFrame) -> pd.DataFrame:
+        """score()'s rows on the driver, sorted by (module_id, timestamp_s). For a fleet
+        too big for the driver, write score()'s DataFrame with Spark's own writer instead."""
+        frame = scores.toPandas()
+        return frame.sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
 
     def close(self) -> None:
         """Free the broadcast on the executors (the session stays the caller's)."""
