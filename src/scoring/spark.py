@@ -227,6 +227,10 @@ def spark_session(master: str | None = "local[2]", app_name: str = "hvs-scoring"
                 builder.config("spark.sql.shuffle.partitions", str(2 * cores))
                 .config("spark.default.parallelism", str(2 * cores))
                 .config("spark.ui.enabled", "false")
+                # A local session talks only to itself: on loopback, not on the host's
+                # address (Spark's default), so nothing listens beyond this machine.
+                .config("spark.driver.bindAddress", "127.0.0.1")
+                .config("spark.driver.host", "127.0.0.1")
             )
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     spark = builder.getOrCreate()
