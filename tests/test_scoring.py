@@ -32,6 +32,12 @@ from src.scoring.report import backtest_report
 from src.services.prediction_service import Predictions
 from tests.conftest import PROJECT_ROOT
 
+# pyspark 4.3 warns about pandas 3 on every conversion; the tests check the conversions.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
 TOLERANCE = 1e-6
 
 FLEET = SimulationConfig(
@@ -130,20 +136,29 @@ def test_batch_scores_equal_posting_each_reading_in_order(settings, telemetry, b
     assert batch_scores["hazardous"].sum() > 10
 
 
-def test_spark_local_scores_equal_the_single_machine_path(settings, telemetry, batch_scores):
-    # Runs wherever the suite runs (CI included): a missing Java fails, saying what to do.
-    from src.scoring.spark import SparkScorer, SparkUnavailableError, spark_session
+@pytest.fixture(scope="module")
+def spark():
+    """A small local session (2 cores, 4 shuffle partitions), shared by the Spark tests.
+
+    Runs wherever the suite runs, CI included: a missing Java fails, saying what to do."""
+    from src.scoring.spark import SparkUnavailableError, spark_session
 
     try:
-        spark = spark_session("local[2]", app_name="hvs-scoring-test")
+        session = spark_session("local[2]", app_name="hvs-scoring-test")
     except SparkUnavailableError as error:
-        pytest.fail(f"the Spark parity test cannot run: {error}")
+        pytest.fail(f"the Spark tests cannot run: {error}")
+    yield session
+    session.stop()
+
+
+def test_spark_local_scores_equal_the_single_machine_path(spark, settings, telemetry, batch_scores):
+    from src.scoring.spark import SparkScorer
+
     scorer = SparkScorer(spark, settings)
     try:
         spark_scores = scorer.collect(scorer.score(scorer.dataframe(telemetry)))
     finally:
         scorer.close()
-        spark.stop()
     assert list(spark_scores.columns) == list(batch_scores.columns)
     assert len(spark_scores) == len(batch_scores)
     for column in batch_scores.columns:
@@ -154,6 +169,51 @@ def test_spark_local_scores_equal_the_single_machine_path(settings, telemetry, b
             assert (ours == theirs).all(), column
     assert str(spark_scores["hazardous"].dtype) == "bool"
     assert str(spark_scores["history_readings"].dtype) == "int64"
+
+
+def test_executors_read_the_files_as_read_telemetry_does(spark, exported, telemetry):
+    from src.scoring.spark_files import READ_COLUMNS, read_telemetry_spark
+
+    readings = read_telemetry_spark(spark, exported.telemetry)
+    frame = readings.toPandas().sort_values(["module_id", "timestamp_s"], ignore_index=True)
+    readings.unpersist()
+    expected = telemetry.reset_index(drop=True)
+    assert len(frame) == len(expected)
+    for column in READ_COLUMNS:
+        if column == "file_index":
+            continue
+        if column == "chemistry":  # the exporter writes none
+            assert frame[column].isna().all()
+            continue
+        assert frame[column].astype(object).equals(expected[column].astype(object)), column
+
+
+def test_executors_report_every_problem_of_every_file(spark, exported, tmp_path):
+    from src.data.telemetry_files import TelemetryValidationError
+    from src.scoring.spark_files import read_telemetry_spark
+
+    first, second = sorted(exported.telemetry.glob("*.csv"))
+    folder = tmp_path / "telemetry"
+    folder.mkdir()
+    lines = first.read_text().splitlines()
+    (folder / "a.csv").write_text("\n".join(lines) + "\n")
+    # b.csv repeats three of a.csv's readings: only a check across files sees it
+    (folder / "b.csv").write_text("\n".join([lines[0], *lines[1:4]]) + "\n")
+    broken = second.read_text().splitlines()
+    header = broken[0].split(",")
+    cells = broken[5].split(",")
+    cells[header.index("co_ppm")] = "n.a."
+    broken[5] = ",".join(cells)
+    (folder / "c.csv").write_text("\n".join(broken) + "\n")
+    with pytest.raises(TelemetryValidationError) as raised:
+        read_telemetry_spark(spark, folder)
+    error = raised.value
+    assert error.counts == {"duplicate_reading": 3, "wrong_type": 1}
+    text = str(error)
+    assert text.startswith(f"4 problem(s) in the telemetry files at {folder}")
+    assert f"co_ppm in {folder / 'c.csv'} row 5: 'n.a.' is not a number" in text
+    assert f"timestamp in {folder / 'b.csv'} row 1: " in text
+    assert f"is already in {folder / 'a.csv'} row 1; keep one reading" in text
 
 
 def test_the_cli_scores_every_reading_and_reports_on_the_events(

@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="e.g. local[2]; default: the master spark-submit was given, else local[*]",
     )
     parser.add_argument(
+        "--spark-input",
+        choices=("driver", "executors"),
+        default="driver",
+        help="who reads and validates the files on Spark: the driver (files that fit its "
+        "memory), or one executor task per file (a shared file system; docs/own-data.md)",
+    )
+    parser.add_argument(
         "--chunk-readings",
         type=int,
         default=DEFAULT_CHUNK_READINGS,
@@ -92,16 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         return _fail(EXIT_BAD_INPUT, str(error))
     try:
-        telemetry = read_telemetry(args.telemetry)
-        events = read_events(args.events, telemetry=telemetry) if args.events else None
+        if args.engine == "spark":
+            scored = _score_spark(args, settings)
+        else:
+            scored = _score_local(args, settings)
     except TelemetryValidationError as error:
         return _fail(EXIT_BAD_INPUT, str(error))
-
-    try:
-        if args.engine == "spark":
-            scored = _score_spark(telemetry, settings, args.spark_master)
-        else:
-            scored = _score_local(telemetry, settings, args.chunk_readings)
     except ModelLoadError as error:
         return _fail(EXIT_MODEL, f"run {args.run_id} cannot be used: {error.message}")
     except _SparkUnavailable as error:
@@ -112,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     write_scores(scores, args.out)
     written = [args.out]
     summary = _summary(scored, args.run_id, args.engine)
-    if events is not None:
-        report = backtest_report(scores, events, scored.threshold)
+    if scored.events is not None:
+        report = backtest_report(scores, scored.events, scored.threshold)
         report.update(_sources(args, scored))
         write_report(report, report_path(args.out))
         written.append(report_path(args.out))
@@ -131,13 +134,23 @@ class _SparkUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class _Scored:
     scores: pd.DataFrame
+    events: pd.DataFrame | None
     threshold: float
     setup_s: float
-    """Loading the model (and, on Spark, starting the session and broadcasting it)."""
+    """Loading the model; on Spark also starting the session, broadcasting the model and,
+    with --spark-input executors, reading the files."""
     score_s: float
 
 
-def _score_local(telemetry: pd.DataFrame, settings: Settings, chunk_readings: int) -> _Scored:
+def _read(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The telemetry and events, validated here; raises TelemetryValidationError."""
+    telemetry = read_telemetry(args.telemetry)
+    events = read_events(args.events, telemetry=telemetry) if args.events else None
+    return telemetry, events
+
+
+def _score_local(args: argparse.Namespace, settings: Settings) -> _Scored:
+    telemetry, events = _read(args)
     started = time.perf_counter()
     service = load_scoring_service(settings)
     loaded = time.perf_counter()
@@ -150,31 +163,45 @@ def _score_local(telemetry: pd.DataFrame, settings: Settings, chunk_readings: in
             bar.set_postfix(modules=modules, refresh=False)
 
         scores = score_telemetry(
-            service, telemetry, chunk_readings=chunk_readings, progress=progress
+            service, telemetry, chunk_readings=args.chunk_readings, progress=progress
         )
     done = time.perf_counter()
-    return _Scored(scores, service.model.threshold, loaded - started, done - loaded)
+    return _Scored(scores, events, service.model.threshold, loaded - started, done - loaded)
 
 
-def _score_spark(telemetry: pd.DataFrame, settings: Settings, master: str | None) -> _Scored:
+def _score_spark(args: argparse.Namespace, settings: Settings) -> _Scored:
     # Imported here: pyspark is a dev/batch extra, and the local engine must not need it.
     from src.scoring.spark import SparkScorer, SparkUnavailableError, spark_session
+    from src.scoring.spark_files import module_spans, read_telemetry_spark
 
+    on_driver = args.spark_input == "driver"
+    if on_driver:  # validated before Spark starts: a bad file costs no JVM
+        telemetry, events = _read(args)
     started = time.perf_counter()
     try:
-        spark = spark_session(master)
+        spark = spark_session(args.spark_master)
     except SparkUnavailableError as error:
         raise _SparkUnavailable(str(error)) from None
+    if not on_driver:
+        readings = read_telemetry_spark(spark, args.telemetry)
+        spans = module_spans(readings) if args.events else None
+        events = read_events(args.events, telemetry=spans) if args.events else None
     scorer = SparkScorer(spark, settings)
     ready = time.perf_counter()
     try:
         # Spark reports its own progress (stages and tasks) on standard error.
-        logger.info("scoring %d readings on Spark (%s)", len(telemetry), spark.sparkContext.master)
-        scores = scorer.score_pandas(telemetry)
+        logger.info(
+            "scoring on Spark (%s), input read on the %s",
+            spark.sparkContext.master,
+            "driver" if on_driver else "executors",
+        )
+        if on_driver:
+            readings = scorer.dataframe(telemetry)
+        scores = scorer.collect(scorer.score(readings))
     finally:
         scorer.close()
     done = time.perf_counter()
-    return _Scored(scores, scorer.threshold, ready - started, done - ready)
+    return _Scored(scores, events, scorer.threshold, ready - started, done - ready)
 
 
 def _summary(scored: _Scored, run_id: str, engine: str) -> str:
@@ -183,8 +210,8 @@ def _summary(scored: _Scored, run_id: str, engine: str) -> str:
     flagged = float(scores["hazardous"].mean()) if len(scores) else 0.0
     return (
         f"scored {len(scores):,} readings of {scores['module_id'].nunique():,} modules with run "
-        f"{run_id} on {engine} in {scored.score_s:.1f} s ({rate:,.0f} readings/s; "
-        f"{scored.setup_s:.1f} s to load); threshold {scored.threshold:.4g}, "
+        f"{run_id} on {engine} in {scored.score_s:.1f} s ({rate:,.0f} readings/s, after "
+        f"{scored.setup_s:.1f} s of set-up); threshold {scored.threshold:.4g}, "
         f"{flagged:.2%} flagged"
     )
 
