@@ -205,7 +205,8 @@ def check_spark_available() -> None:
 
 
 def spark_session(master: str | None = "local[2]", app_name: str = "hvs-scoring") -> SparkSession:
-    """A SparkSession for scoring; master None: the one spark-submit was given.
+    """A SparkSession for scoring; master None: the one spark-submit was given (local[*]
+    when run by python itself).
 
     Workers run this interpreter (so they import the same project and packages), Arrow
     carries the frames between the JVM and Python, and a local session stays small.
@@ -213,6 +214,10 @@ def spark_session(master: str | None = "local[2]", app_name: str = "hvs-scoring"
     check_spark_available()
     from pyspark.sql import SparkSession
 
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Run by `python`, not by spark-submit (which starts the JVM first and says so in
+        # this variable): Spark's own default, made explicit so the local settings apply.
+        master = "local[*]"
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
