@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,7 @@ warnings.filterwarnings("ignore", message="The copy keyword is deprecated", modu
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
 JAVA_INSTALL_HINT = "apt-get install -y openjdk-17-jre-headless"
+MIN_JAVA = 17
 PYSPARK_INSTALL_HINT = "pip install -r requirements-dev.txt (pyspark is a dev/batch extra)"
 
 # The settings an executor's service is built with: what shapes the model and its load.
@@ -191,17 +193,32 @@ def check_spark_available() -> None:
     java_home = os.environ.get("JAVA_HOME")
     java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
     if java is None or not Path(java).exists():
+        where = f"JAVA_HOME={java_home} has no bin/java" if java_home else "no java on PATH"
         raise SparkUnavailableError(
-            f"Spark needs a Java 17+ runtime and none was found (no java on PATH, JAVA_HOME "
-            f"unset): {JAVA_INSTALL_HINT}"
+            f"Spark needs a Java 17+ runtime and none was found ({where}): {JAVA_INSTALL_HINT}"
         )
     try:
-        subprocess.run([java, "-version"], capture_output=True, check=True, timeout=60)
+        done = subprocess.run([java, "-version"], capture_output=True, check=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as error:
         raise SparkUnavailableError(
             f"`{java} -version` failed ({error}); Spark needs a working Java 17+ runtime: "
             f"{JAVA_INSTALL_HINT}"
         ) from None
+    major = _java_major(done.stderr.decode(errors="replace") + done.stdout.decode(errors="replace"))
+    if major is not None and major < MIN_JAVA:
+        raise SparkUnavailableError(
+            f"{java} is Java {major}; pyspark 4 needs Java {MIN_JAVA}+: {JAVA_INSTALL_HINT} "
+            "(and point JAVA_HOME at it)"
+        )
+
+
+def _java_major(version_text: str) -> int | None:
+    """17 of `openjdk version "17.0.15"`, 8 of `"1.8.0_392"`; None if not found."""
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', version_text)
+    if found is None:
+        return None
+    first = int(found.group(1))
+    return int(found.group(2) or 0) if first == 1 else first
 
 
 def spark_session(master: str | None = "local[2]", app_name: str = "hvs-scoring") -> SparkSession:
