@@ -78,12 +78,14 @@ GUARDS: tuple[Guard, ...] = (
     Guard(
         "cell_heating_fast",
         WARNING,
-        "Hottest cell rising 2 °C/min or faster over both the last 1 and 5 minutes: "
-        "self-heating far beyond charging or HVAC effects (Feng et al. 2018 put runaway's "
-        "own onset at 0.02 °C/min in calorimetry; 2 °C/min at module level is judgement)",
+        "Hottest cell rising 2 °C/min or faster over both the last 1 and 5 minutes, with at "
+        "least 4 minutes of history (two noisy readings are not a slope): self-heating far "
+        "beyond charging or HVAC effects (Feng et al. 2018 put runaway's own onset at "
+        "0.02 °C/min in calorimetry; 2 °C/min at module level is judgement)",
         lambda f, c: (
             (f[:, _F["cell_temp_max_c_slope_per_min_1min"]] >= 2.0)
             & (f[:, _F["cell_temp_max_c_slope_per_min_5min"]] >= 2.0)
+            & (f[:, _F["history_s"]] >= 240.0)
         ),
     ),
     Guard(
