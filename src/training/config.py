@@ -20,6 +20,7 @@ class ModelConfig:
     colsample_bytree: float = 0.8
     min_child_weight: float = 2.0
     early_stopping_rounds: int = 40
+    max_bin: int = 128
     n_jobs: int = 2
 
 
