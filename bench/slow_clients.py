@@ -4,6 +4,7 @@
         [--slow-headers 67] [--slow-body 66] [--tls 5] [--duration 30] [--reconnect]
         [--trickle N] [--source 127.0.0.2] [--url http://127.0.0.1:5001 --pid PID]
     .venv/bin/python -m bench.slow_clients cost [--rounds 3] [--duration 10]
+    (both: [--mlruns-dir DIR] [--run-id RUN] [--dev-venv])
 
 `attack` starts our server as it ships (the serving venv, bench/servers.py; `--front`
 picks HVS_FRONT, default nginx) or uses the one at `--url`, then holds connections open
@@ -303,21 +304,31 @@ def latency_summary(results: list[dict]) -> dict:
 # ---------------------------------------------------------------------------- servers
 
 
-def start_ours(front: str, scratch: Path, dev_venv: bool, extra_env: dict[str, str]):
-    mlruns = inprocess.DEFAULT_MLRUNS
-    run_id = inprocess.default_run(mlruns)
-    python = None if dev_venv else servers.serving_python()
+def start_ours(front: str, scratch: Path, args: argparse.Namespace):
+    mlruns = args.mlruns_dir.expanduser().resolve()
+    run_id = args.run_id or inprocess.default_run(mlruns)
+    python = None if args.dev_venv else servers.serving_python()
     metrics = scratch / f"prometheus-{front}"
     metrics.mkdir(parents=True, exist_ok=True)
     server = servers.ours(run_id, mlruns.as_uri(), scratch, metrics, python, front=front)
-    server.env.update(extra_env)
     server.start()
     server.wait_ready(lambda s: requests.get(s.url + "/ready", timeout=2).status_code == 200)
     return server
 
 
-def tree_rss_mb(root_pid: int) -> float:
-    return round(sum(servers.rss_mb(pid) for pid in [root_pid, *servers.descendants(root_pid)]), 1)
+def tree_rss_mb(root_pid: int, command: str | None = None) -> float:
+    """RSS of root_pid and its descendants (only those named `command`, if given)."""
+    pids = [root_pid, *servers.descendants(root_pid)]
+    if command is not None:
+        pids = [pid for pid in pids if _command(pid) == command]
+    return round(sum(servers.rss_mb(pid) for pid in pids), 1)
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # ---------------------------------------------------------------------------- commands
@@ -330,13 +341,14 @@ def attack(args: argparse.Namespace) -> dict:
         host, port = args.url.removeprefix("http://").rstrip("/").rsplit(":", 1)
         pid = args.pid
     else:
-        server = start_ours(args.front, scratch, args.dev_venv, {})
+        server = start_ours(args.front, scratch, args)
         host, port, pid = "127.0.0.1", server.port, server.process.pid
     port = int(port)
     if not (host.startswith("127.") or host in ("localhost", "::1")):
         raise SystemExit("loopback targets only")
     try:
         rss_before = tree_rss_mb(pid) if pid else None
+        nginx_before = tree_rss_mb(pid, "nginx") if pid else None
         counts = {
             "idle": args.idle,
             "slow_headers": args.slow_headers,
@@ -348,12 +360,13 @@ def attack(args: argparse.Namespace) -> dict:
         attackers = Attackers(host, port, counts, reconnect=args.reconnect, source=args.source)
         attackers.start()
         time.sleep(args.settle)
-        rss_max = [rss_before or 0.0]
+        rss_max = [rss_before or 0.0, nginx_before or 0.0]
         sampling = threading.Event()
 
         def sample() -> None:
             while not sampling.wait(0.5):
                 rss_max[0] = max(rss_max[0], tree_rss_mb(pid))
+                rss_max[1] = max(rss_max[1], tree_rss_mb(pid, "nginx"))
 
         sampler = threading.Thread(target=sample, daemon=True)
         if pid:
@@ -379,6 +392,8 @@ def attack(args: argparse.Namespace) -> dict:
             "by_kind": {kind: stats.summary() for kind, stats in attackers.stats.items()},
             "rss_mb_before": rss_before,
             "rss_mb_max_during": round(rss_max[0], 1) if pid else None,
+            "nginx_rss_mb_before": nginx_before,
+            "nginx_rss_mb_max_during": round(rss_max[1], 1) if pid else None,
         }
     finally:
         if server is not None:
@@ -397,7 +412,7 @@ def cost(args: argparse.Namespace) -> dict:
     for round_index in range(args.rounds):
         for front in ("none", "nginx") if round_index % 2 == 0 else ("nginx", "none"):
             load.wait_quiet(args.wait_quiet)
-            server = start_ours(front, scratch, args.dev_venv, {})
+            server = start_ours(front, scratch, args)
             try:
                 time.sleep(1.0)
                 rss_idle = tree_rss_mb(server.process.pid)
@@ -476,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     cost_args.add_argument("--wait-quiet", type=float, default=0.0)
     for sub in (attack_args, cost_args):
         sub.add_argument("--dev-venv", action="store_true", help="our server from this venv")
+        sub.add_argument("--mlruns-dir", type=Path, default=inprocess.DEFAULT_MLRUNS)
+        sub.add_argument("--run-id", help="default: the newest default-configuration run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="[slow_clients] %(message)s")
     result = attack(args) if args.command == "attack" else cost(args)
