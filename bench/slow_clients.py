@@ -78,10 +78,11 @@ class KindStats:
     opened: int = 0
     connect_failed: int = 0
     dropped_by_server: int = 0
+    """Connections the server closed or answered (a status line and headers)."""
     held_s: list[float] = field(default_factory=list)
-    """How long each connection the server ended had been open."""
+    """How long each of those had been open."""
     answers: Counter[str] = field(default_factory=Counter)
-    """The status line (or `(closed, nothing sent)`) of each connection the server ended."""
+    """The status line (or `(closed, nothing sent)`) of each."""
 
     def summary(self) -> dict:
         held = sorted(self.held_s)
@@ -230,6 +231,8 @@ class Attackers:
             if not chunk:
                 break
             received += chunk
+            if b"\r\n\r\n" in received:
+                break  # answered: this attacker is done with (nginx may linger to read on)
         return received
 
 
