@@ -12,8 +12,9 @@ FROM python:3.11-slim
 
 # Every write goes under /tmp, the one path to keep writable under a read-only root
 # filesystem (a tmpfs): the Prometheus multiprocess folder (gunicorn creates and empties it
-# at start), and $HOME if a library ever writes there (gunicorn's control socket is off,
-# so is MLflow's telemetry).
+# at start), the front's run folder (nginx's config, temporary files and gunicorn's unix
+# socket), and $HOME if a library ever writes there (gunicorn's control socket is off, so
+# is MLflow's telemetry). HVS_FRONT=nginx: the image has nginx, so never fall back.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -23,7 +24,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MLFLOW_ALLOW_FILE_STORE=true \
     MLFLOW_DISABLE_TELEMETRY=true \
     PROMETHEUS_MULTIPROC_DIR=/tmp/hvs-prometheus \
-    HVS_LOG_FORMAT=json
+    HVS_LOG_FORMAT=json \
+    HVS_FRONT=nginx
+
+# nginx, the front before the sync workers (src/api/front.py; docs/container.md, "Slow
+# clients"): Debian's package, no recommends (7 MB with iproute2, which it depends on).
+# apt's lists and caches go in the same layer: the caches alone were 80 MB where the base
+# image does not turn them off (the CI's stand-in). No version pin: a pinned Debian
+# version stops resolving whenever the base image's release moves (python:3.11-slim is
+# Debian 13, the stand-in Debian 12); the Python requirements are pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
 # A fixed numeric id, so Kubernetes' runAsNonRoot can check it. The user owns nothing in
 # the image: the code and the installed packages stay root's.
@@ -44,10 +58,12 @@ USER 10001:10001
 EXPOSE 5001
 
 # Healthy means ready (model loaded, warm-up prediction done): what `docker compose`
-# waits for. Liveness is /health, for Kubernetes' own probe. urllib: the image has no curl.
+# waits for; asked on the public port, so through nginx. Liveness is /health, for
+# Kubernetes' own probe. urllib: the image has no curl.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '5001') + '/ready', timeout=4)"]
 
-# Exec form: gunicorn's master (src/api/server.py runs it in-process) is PID 1 and
-# receives `docker stop`'s SIGTERM itself, then drains (src/api/drain.py) and exits 0.
-CMD ["python", "-m", "src.api.server"]
+# Exec form: the front's supervisor (src/api/front.py) is PID 1 and receives `docker
+# stop`'s SIGTERM itself: gunicorn drains (src/api/drain.py), then nginx stops, then
+# gunicorn; exit 0. It exits non-zero when nginx or gunicorn dies, so the container restarts.
+CMD ["python", "-m", "src.api.front"]

@@ -22,9 +22,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 train: install ## train the default model into $(MLRUNS_DIR); the run id is the last line
 	@$(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)"
 
-serve: install ## gunicorn on $(PORT), serving BEST_MLFLOW_RUN_ID from $(MLFLOW_TRACKING_URI)
+serve: install ## nginx + gunicorn on $(PORT) (gunicorn alone without nginx: HVS_FRONT), serving BEST_MLFLOW_RUN_ID from $(MLFLOW_TRACKING_URI)
 	@test -n "$$BEST_MLFLOW_RUN_ID" || { echo "BEST_MLFLOW_RUN_ID is not set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
-	exec $(PY) -m src.api.server
+	exec $(PY) -m src.api.front
 
 run: install ## train a default model if none exists, then serve the newest run
 	@run_id=$$($(PY) -m src.training.runs latest --mlruns-dir "$(MLRUNS_DIR)") || exit 1; \
@@ -33,11 +33,11 @@ run: install ## train a default model if none exists, then serve the newest run
 	  run_id=$$($(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)" | tail -n 1) || exit 1; \
 	fi; \
 	echo "serving run $$run_id on port $(PORT)" >&2; \
-	BEST_MLFLOW_RUN_ID=$$run_id exec $(PY) -m src.api.server
+	BEST_MLFLOW_RUN_ID=$$run_id exec $(PY) -m src.api.front
 
 test: test-python test-container ## the whole test suite, as CI runs it
 
-test-python: install ## unit and integration tests (real gunicorn, redis-server on loopback)
+test-python: install ## unit and integration tests (real gunicorn and nginx, redis-server on loopback)
 	@bash tools/test_deps.sh
 	$(PY) -m pytest
 

@@ -156,10 +156,16 @@ class Server:
 
 
 def ours(
-    run_id: str, tracking_uri: str, log_dir: Path, metrics_dir: Path, python: Path | None = None
+    run_id: str,
+    tracking_uri: str,
+    log_dir: Path,
+    metrics_dir: Path,
+    python: Path | None = None,
+    front: str | None = None,
 ) -> Server:
     """This project's service: gunicorn with the project's config, 2 workers, on loopback,
-    run by `python` (default: this interpreter).
+    run by `python` (default: this interpreter). With `front` (`nginx`, `none`, `auto`):
+    started as the image starts it, `python -m src.api.front` with that HVS_FRONT.
 
     Worker class, threads and the other knobs come from the gunicorn config and any
     GUNICORN_*/HVS_* variables in the caller's environment (to try settings)."""
@@ -172,12 +178,14 @@ def ours(
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     env.setdefault("HVS_DRAIN_SECONDS", "0")  # no load balancer to drain here: stop at once
+    if front is not None:
+        env["HVS_FRONT"] = front
     return Server(
-        name="ours",
+        name="ours" if front is None else f"ours (HVS_FRONT={front})",
         command=[
             str(python or sys.executable),
             "-m",
-            "src.api.server",
+            "src.api.server" if front is None else "src.api.front",
         ],
         env=env,
         cwd=PROJECT_ROOT,

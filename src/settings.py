@@ -30,6 +30,7 @@ def _lower(value: Any) -> Any:
 
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
 WorkerClass = Annotated[Literal["sync", "gthread"], BeforeValidator(_lower)]
+FrontChoice = Annotated[Literal["nginx", "none", "auto"], BeforeValidator(_lower)]
 
 
 class SettingsError(ValueError):
@@ -199,6 +200,35 @@ class Settings(BaseSettings):
     """Folder where every worker writes its metrics; a fresh temporary one when unset.
     Emptied when gunicorn starts."""
 
+    bind: str | None = Field(None, pattern=r"^unix:/.+", validation_alias="HVS_BIND")
+    """Internal, leave unset: `unix:/absolute/path` makes gunicorn listen on that unix
+    socket instead of HOST:PORT. The front (`python -m src.api.front`) sets it for the
+    gunicorn it starts behind nginx."""
+
+    # ------------------------------------------------------------------ the front
+    front: FrontChoice = Field("auto", validation_alias="HVS_FRONT")
+    """What `python -m src.api.front` (the image's command, `make serve`) puts before the
+    sync workers. `nginx`: nginx listens on HOST:PORT and reads every request whole before
+    a worker sees it (and takes every response whole), so a slow or idle client holds a
+    few kilobytes of nginx, never a worker; gunicorn then listens on a unix socket in a
+    per-run folder under $TMPDIR. `none`: gunicorn alone on HOST:PORT, exactly as
+    `python -m src.api.server`. `auto`: nginx when its binary is found, else `none` with
+    a warning (any case)."""
+
+    client_timeout_s: float = Field(5.0, ge=0.5, le=300.0, validation_alias="HVS_CLIENT_TIMEOUT_S")
+    """With the nginx front: seconds a client gets to send its request line and all its
+    headers, and at most between two reads of its body or two writes of the response;
+    then nginx closes the connection (no worker was ever involved)."""
+
+    max_connections_per_client: int = Field(
+        0, ge=0, le=65535, validation_alias="HVS_MAX_CONNECTIONS_PER_CLIENT"
+    )
+    """With the nginx front: requests one client address may have in nginx at once
+    (nginx's `limit_conn`, counted once the headers are in); more get 429. Bounds what
+    a client trickling bodies a byte at a time can hold, since the body timeout is
+    between reads. 0 (default): no limit, because behind a balancer or a NAT every client
+    shares one address."""
+
     @field_validator("best_mlflow_run_id")
     @classmethod
     def _run_id_is_set(cls, value: str) -> str:
@@ -256,6 +286,7 @@ class Settings(BaseSettings):
         "metrics_tokens_file",
         "model_signing_key_file",
         "chemistry",
+        "bind",
         mode="before",
     )
     @classmethod

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +27,8 @@ def free_port() -> int:
 
 class GunicornServer:
     """A gunicorn master with its workers, its log captured in a file."""
+
+    module = "src.api.server"
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2) -> None:
         self.port = free_port()
@@ -46,7 +51,7 @@ class GunicornServer:
             [
                 sys.executable,
                 "-m",
-                "src.api.server",
+                self.module,
             ],
             cwd=PROJECT_ROOT,
             env=self.env,
@@ -101,3 +106,73 @@ class GunicornServer:
             return self.process.wait(timeout=10)
         finally:
             self._log.close()
+
+
+class FrontServer(GunicornServer):
+    """`python -m src.api.front` (the image's command): nginx on the port, gunicorn on a
+    unix socket behind it, the supervisor as the process started here.
+
+    Its TMPDIR is a short folder of its own (a unix socket path must stay under 108
+    bytes; pytest's tmp_path can be longer), where the supervisor makes its run folder."""
+
+    module = "src.api.front"
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 2) -> None:
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="hvs-ft-", dir="/tmp"))
+        super().__init__(
+            {"HVS_FRONT": "nginx", "TMPDIR": str(self.tmpdir), **env}, log_path, workers
+        )
+        self._tree: dict[int, str] = {}  # pid -> its start time, against pid reuse
+
+    def children(self) -> dict[str, int]:
+        """The supervisor's children by name: {"gunicorn": pid, "nginx": pid}."""
+        assert self.process is not None
+        found = {}
+        for pid in _children_of(self.process.pid):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            found["nginx" if b"nginx" in command[0] else "gunicorn"] = pid
+        return found
+
+    def tree(self) -> set[int]:
+        """Every process under the supervisor now (remembered, for stop())."""
+        assert self.process is not None
+        todo, found = [self.process.pid], set()
+        while todo:
+            children = _children_of(todo.pop())
+            found.update(children)
+            todo.extend(children)
+        for pid in found:
+            self._tree.setdefault(pid, _start_time(pid))
+        return found
+
+    def alive(self, pids: set[int]) -> set[int]:
+        """Those of pids (seen by tree()) still running, zombies excepted."""
+        return {pid for pid in pids if _start_time(pid) == self._tree.get(pid, "")}
+
+    def stop(self) -> int | None:
+        if self.process is not None and self.process.poll() is None:
+            self.tree()
+        status = super().stop()
+        # The supervisor stops its children; a test that broke it must not leave them.
+        for pid in self.alive(set(self._tree)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        return status
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+def _start_time(pid: int) -> str:
+    """The process' start time ("" once it is gone or a zombie)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "" if fields[0] == "Z" else fields[19]

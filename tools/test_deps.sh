@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The Debian packages the test suite starts for real (a redis-server on loopback, ...):
-# installs the missing ones with apt when run as root, otherwise says what to install.
+# The Debian packages the test suite starts for real (a redis-server on loopback, nginx
+# before gunicorn, ...): installs the missing ones with apt when run as root, otherwise
+# says what to install.
 set -euo pipefail
 
 # executable -> Debian package
 declare -A PACKAGE_OF=(
   [redis-server]=redis-server
+  [nginx]=nginx
 )
 
 missing=()
 for executable in "${!PACKAGE_OF[@]}"; do
-  command -v "$executable" >/dev/null || missing+=("${PACKAGE_OF[$executable]}")
+  # nginx is in /usr/sbin, which a non-root user's PATH often lacks (src/api/front.py
+  # looks there too)
+  PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v "$executable" >/dev/null \
+    || missing+=("${PACKAGE_OF[$executable]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

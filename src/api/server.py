@@ -134,7 +134,8 @@ def gunicorn_options(settings: Settings, hooks: _Hooks) -> dict[str, Any]:
             return super().access_log_enabled and self.access_log.isEnabledFor(logging.INFO)
 
     options: dict[str, Any] = {
-        "bind": [f"{settings.host}:{settings.port}"],
+        # HVS_BIND: the unix socket the front (src/api/front.py) proxies to
+        "bind": [settings.bind or f"{settings.host}:{settings.port}"],
         "workers": settings.workers,
         "worker_class": settings.worker_class,
         "threads": settings.threads_per_worker,

@@ -10,7 +10,8 @@
 #   2. build; the image runs as a non-root user; the build context held only what
 #      .dockerignore lets in (probe build: COPY . of the same context, then list it);
 #   3. train a small model on the host, run the image with that mlruns folder mounted at
-#      /app/mlruns: /ready, both payload files, /metrics, the HEALTHCHECK, JSON logs;
+#      /app/mlruns: /ready, both payload files, /metrics, the HEALTHCHECK, JSON logs (the
+#      supervisor's and nginx's lines too); 50 idle connections held do not stop /predict;
 #   4. `stop` under load: nothing dropped, exit 0 within the grace period;
 #      then once more with a read-only root filesystem and a read-only store;
 #   5. no run id, a wrong run id, no volume: non-zero exit with one clear log line.
@@ -274,6 +275,20 @@ PY
 check_json_logs "$APP"
 pass "every log line is a JSON object ($(wc -l <"$WORK/$APP.log") lines)"
 
+step "3. idle connections held open"
+# 50 clients that connect and send nothing (each back at once when dropped) would hold
+# both sync workers; nginx in front must keep /predict answering (src/api/front.py).
+(cd "$REPO" && "$PYTHON" -m bench.slow_clients attack --url "$URL" --idle 50 --slow-headers 0 \
+  --slow-body 0 --tls 0 --reconnect --settle 1 --duration 5) >"$WORK/idle.json" 2>"$WORK/idle.log" \
+  || { cat "$WORK/idle.log" >&2; fail "the idle-connection attack did not run (above)" \
+    "run '.venv/bin/python -m bench.slow_clients attack --url <url> --idle 50' against 'make run'"; }
+say "  probes while held: $("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["during"])' "$WORK/idle.json" || true)"
+check_json "$WORK/idle.json" \
+  "d['attacker_connections_open_at_the_end'] >= 45 and d['during']['answered_200'] == d['during']['probes'] >= 9 and d['during']['latency_ms_max'] < 1000" \
+  "50 idle connections held: every /predict answered 200 within 1 s" \
+  "idle clients held the workers: the image must run python -m src.api.front with nginx (HVS_FRONT=nginx)"
+check_json_logs "$APP"
+
 # ------------------------------------------------------------------ 4. stop under load
 # stop_under_load NAME URL: POSTs from 4 threads, `stop` after 1 s; sets LOAD (JSON
 # file) and STOP_SECONDS; fails on a drop, a non-zero exit or a stop beyond the grace.
@@ -294,7 +309,7 @@ stop_under_load() {
     "no request dropped (connections refused after the listener closed are not drops)" \
     "requests were lost in the stop: the drain in src/api/drain.py and its gunicorn hooks are where to look (docs/container.md, 'Stopping without dropping requests')"
   [ "$(state "$name" ExitCode)" = 0 ] || fail "$name exited with $(state "$name" ExitCode), not 0" \
-    "gunicorn must be PID 1 (exec-form CMD) and exit 0 on SIGTERM: see $WORK/$name.log after the run"
+    "the front's supervisor must be PID 1 (exec-form CMD) and exit 0 on SIGTERM: see $WORK/$name.log after the run"
   awk -v s="$STOP_SECONDS" -v g="$STOP_GRACE_SECONDS" 'BEGIN { exit !(s < g) }' \
     || fail "$CTR_ENGINE stop took ${STOP_SECONDS} s: the grace period (${STOP_GRACE_SECONDS} s) ran out" \
       "the drain (HVS_DRAIN_SECONDS) plus the workers' exit must fit in the grace period; a busy machine slows the exit, so rerun when it is quieter before changing anything"
@@ -307,7 +322,9 @@ check_json "$LOAD" "d['ready_lost_at_seconds'] is not None and d['ok_after_ready
   "the drain did not show: HVS_DRAIN_SECONDS must be above 0 and src/api/drain.py's hooks in src/api/server.py"
 check_json_logs "$APP"
 grep -q '"SIGTERM: draining' "$WORK/$APP.log" || fail "no drain in the log" \
-  "the SIGTERM must reach gunicorn: keep the Dockerfile's exec-form CMD"
+  "the SIGTERM must reach the front's supervisor: keep the Dockerfile's exec-form CMD"
+grep -q '"nginx exited with 0; gunicorn stops gracefully' "$WORK/$APP.log" || fail "no stop in the front's order in the log" \
+  "src/api/front.py stops nginx (SIGQUIT) after the drain, then gunicorn: see $WORK/$APP.log"
 MAIN_LOAD=$LOAD MAIN_STOP_SECONDS=$STOP_SECONDS
 
 step "4. read-only root filesystem, read-only store"
