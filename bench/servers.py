@@ -228,7 +228,7 @@ def redis_server(log_dir: Path, scratch: Path) -> Server:
         ],
         env=dict(os.environ),
         cwd=scratch,
-        log_path=log_dir / "redis.log",
+        log_path=log_dir / "redis-server.log",
         predict_path="",
         workers_are="forked",
         key="redis-server",
