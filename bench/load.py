@@ -27,20 +27,24 @@ def measure(
     duration: int,
     connections: int,
     env: dict[str, str] | None = None,
+    idle: list[servers.Server] | None = None,
 ) -> dict:
     """One wrk run, plus where the machine's CPU went meanwhile (in cores): the server's
     processes (and each worker: keep-alive connections stay with the worker that accepted
     them, so one worker may do all the work; and its first process, gunicorn's or
     uvicorn's idle master, MLServer's busy HTTP front), the processes it depends on (its
-    redis-server), wrk, and everything else on the machine (other users' work skews a run)."""
+    redis-server), the benchmark's other servers, idle meanwhile (`idle`), wrk, and everything
+    else on the machine (other users' work skews a run)."""
     tree = server.remember_tree()
     workers = server.worker_pids()
     companions = {name: other.remember_tree() for name, other in server.companions.items()}
+    idle_pids = [pid for other in idle or [] for pid in other.remember_tree()]
     busy_before, _ = servers.machine_cpu_seconds()
     server_before = servers.cpu_seconds(tree)
     front_before = servers.cpu_seconds(tree[:1])
     workers_before = [servers.cpu_seconds([pid]) for pid in workers]
     companions_before = {name: servers.cpu_seconds(pids) for name, pids in companions.items()}
+    idle_before = servers.cpu_seconds(idle_pids)
     children_before = _children_cpu_seconds()
     self_before = self_cpu_seconds()
     started = time.perf_counter()
@@ -56,12 +60,14 @@ def measure(
         name: servers.cpu_seconds(pids) - companions_before[name]
         for name, pids in companions.items()
     }
+    idle_cpu = servers.cpu_seconds(idle_pids) - idle_before
     wrk_cpu = _children_cpu_seconds() - children_before
     busy = servers.machine_cpu_seconds()[0] - busy_before
     other = (
         busy
         - server_cpu
         - sum(companion_cpu.values())
+        - idle_cpu
         - wrk_cpu
         - (self_cpu_seconds() - self_before)
     )
@@ -71,6 +77,7 @@ def measure(
         "front": round(front_cpu / wall, 2),
         **{name: round(seconds / wall, 2) for name, seconds in companion_cpu.items()},
         "wrk": round(wrk_cpu / wall, 2),
+        "idle_servers": round(idle_cpu / wall, 2),
         "other": round(max(other, 0.0) / wall, 2),
     }
     return result

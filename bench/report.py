@@ -100,7 +100,7 @@ def _shape_tables(results: dict[str, Any]) -> list[str]:
             f"**{title}**",
             "",
             "| server | requests/s | (rounds) | p50 ms | p99 ms | errors "
-            "| CPU cores: server (workers + front) / wrk / redis / other |",
+            "| CPU cores: server (workers + front) / wrk / redis / idle servers / other |",
             "|---|---:|---|---:|---:|---:|---|",
         ]
         for key in dict.fromkeys(run["server"] for run in rows):
@@ -128,7 +128,7 @@ def _shape_row(name: str, runs: list[dict[str, Any]]) -> str:
         f"| {name} | {median('requests_per_s'):,.1f} | {rounds} | {median('p50_ms'):.2f} "
         f"| {median('p99_ms'):.2f} | {sum(run['errors'] for run in runs)} "
         f"| {cores('server'):.2f} ({each} + {cores('front'):.2f}) / {cores('wrk'):.2f} "
-        f"/ {redis} / {cores('other'):.2f} |"
+        f"/ {redis} / {cores('idle_servers'):.2f} / {cores('other'):.2f} |"
     )
 
 

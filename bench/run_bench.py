@@ -308,8 +308,10 @@ def run_rounds(args, fleet: dict, shapes: dict, model, scratch: Path) -> tuple[l
             warm = load.run_wrk(url, body_file, args.warmup, args.connections, _env(stream))
             if stream:
                 stream.advance(warm["wrk"]["requests"], args.connections)
+            idle = [other for other in fleet.values() if other is not server]
+            idle = [other for other in idle if other not in server.companions.values()]
             result = load.measure(
-                server, url, body_file, args.duration, args.connections, _env(stream)
+                server, url, body_file, args.duration, args.connections, _env(stream), idle
             )
             if stream:
                 stream.advance(result["wrk"]["requests"], args.connections)
