@@ -102,7 +102,7 @@ def profile_shape(
     body.write_bytes(shape.ours_body)
     metrics_dir = scratch / f"prometheus-{shape.name}"
     metrics_dir.mkdir()
-    server = servers.ours(run_id, tracking_uri, scratch, metrics_dir, python)
+    server = servers.ours("embedded", run_id, tracking_uri, scratch, metrics_dir, python)
     server.start()
     try:
         server.wait_ready(lambda s: requests.get(s.url + "/ready", timeout=2).status_code == 200)

@@ -1,4 +1,4 @@
-"""Start the two servers under test on free loopback ports, watch their processes, stop them.
+"""Start the servers under test on free loopback ports, watch their processes, stop them.
 
 Each server starts in its own session (so a Ctrl-C in the terminal reaches the benchmark,
 which then stops them in order) and is stopped by pid only: first the process this module
@@ -75,6 +75,12 @@ class Server:
     started_at: float = 0.0
     known_pids: dict[int, str] = field(default_factory=dict)
     """Every process of the tree seen so far, with its start time (guards pid reuse)."""
+    key: str = ""
+    """The server's name in results.json (stateless, embedded, redis, peer, mlserver, ...)."""
+    body: Literal["ours", "peer", "v2"] = "ours"
+    """Which request format it is sent: ours, MLflow's dataframe, or V2 tensors."""
+    companions: dict[str, Server] = field(default_factory=dict)
+    """Processes it depends on whose CPU counts for its rows (its redis-server)."""
 
     @property
     def url(self) -> str:
@@ -155,43 +161,84 @@ class Server:
         return _start_time(pid) == self.known_pids[pid] and not _is_zombie(pid)
 
 
+OURS = {
+    "stateless": ("ours, stateless", {"HVS_HISTORY": "off"}),
+    "embedded": ("ours, embedded store", {}),  # the default configuration
+    "redis": ("ours, Redis store", {}),  # HVS_HISTORY_URL added by the caller
+    "ceiling": ("ceiling: Flask returning {}", {}),
+}
+"""Our server code in each configuration the benchmark runs: display name, environment."""
+
+CEILING_APP = "bench.ceiling:create_app"
+
+
 def ours(
+    key: str,
     run_id: str,
     tracking_uri: str,
     log_dir: Path,
     metrics_dir: Path,
     python: Path | None = None,
+    env: dict[str, str] | None = None,
     front: str | None = None,
 ) -> Server:
-    """This project's service: gunicorn with the project's config, 2 workers, on loopback,
-    run by `python` (default: this interpreter). With `front` (`nginx`, `none`, `auto`):
-    started as the image starts it, `python -m src.api.front` with that HVS_FRONT.
+    """This project's server code: gunicorn with the project's config, 2 workers, on
+    loopback, run by `python` (default: this interpreter); `key` picks the configuration
+    (OURS); "ceiling" serves bench/ceiling.py's app through the same code and settings.
+    With `front` (`nginx`, `none`, `auto`): started as the image starts it,
+    `python -m src.api.front` with that HVS_FRONT.
 
     Worker class, threads and the other knobs come from the gunicorn config and any
     GUNICORN_*/HVS_* variables in the caller's environment (to try settings)."""
-    env = {
+    name, variant_env = OURS[key]
+    full_env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": str(WORKERS),
         "BEST_MLFLOW_RUN_ID": run_id,
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **variant_env,
+        **(env or {}),
     }
-    env.setdefault("HVS_DRAIN_SECONDS", "0")  # no load balancer to drain here: stop at once
+    full_env.setdefault("HVS_DRAIN_SECONDS", "0")  # no load balancer to drain: stop at once
+    app = ["--app", CEILING_APP] if key == "ceiling" else []
     if front is not None:
-        env["HVS_FRONT"] = front
+        full_env["HVS_FRONT"] = front
+        name = f"{name} (HVS_FRONT={front})"
+    module = "src.api.server" if front is None else "src.api.front"
     return Server(
-        name="ours" if front is None else f"ours (HVS_FRONT={front})",
-        command=[
-            str(python or sys.executable),
-            "-m",
-            "src.api.server" if front is None else "src.api.front",
-        ],
-        env=env,
+        name=name,
+        command=[str(python or sys.executable), "-m", module, *app],
+        env=full_env,
         cwd=PROJECT_ROOT,
-        log_path=log_dir / "ours.log",
+        log_path=log_dir / f"{key}.log",
         predict_path="/predict",
         workers_are="forked",
+        key=key,
+    )
+
+
+def redis_server(log_dir: Path, scratch: Path) -> Server:
+    """A redis-server of the benchmark's own on loopback: no persistence, no replicas."""
+    command = shutil.which("redis-server")
+    if command is None:
+        logger.info("redis-server is not installed: apt-get install -y redis-server")
+        subprocess.run(["apt-get", "install", "-y", "-q", "redis-server"], check=True)
+        command = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return Server(
+        name="redis-server",
+        command=[
+            command,
+            *("--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--dir", str(scratch), "--daemonize", "no", "--protected-mode", "yes"),
+        ],
+        env=dict(os.environ),
+        cwd=scratch,
+        log_path=log_dir / "redis-server.log",
+        predict_path="",
+        workers_are="forked",
+        key="redis-server",
     )
 
 
@@ -236,6 +283,8 @@ def peer(
         log_path=log_dir / "peer.log",
         predict_path="/invocations",
         workers_are="spawned",
+        key="peer",
+        body="peer",
     )
 
 

@@ -313,7 +313,9 @@ def start_ours(front: str, scratch: Path, args: argparse.Namespace):
     python = None if args.dev_venv else servers.serving_python()
     metrics = scratch / f"prometheus-{front}"
     metrics.mkdir(parents=True, exist_ok=True)
-    server = servers.ours(run_id, mlruns.as_uri(), scratch, metrics, python, front=front)
+    server = servers.ours(
+        "embedded", run_id, mlruns.as_uri(), scratch, metrics, python, front=front
+    )
     server.start()
     server.wait_ready(lambda s: requests.get(s.url + "/ready", timeout=2).status_code == 200)
     return server

@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="hvs-soak-"))
     (scratch / "prometheus").mkdir()
     python = None if args.dev_venv else servers.serving_python()
-    server = servers.ours(run_id, mlruns.as_uri(), scratch, scratch / "prometheus", python)
+    server = servers.ours(
+        "embedded", run_id, mlruns.as_uri(), scratch, scratch / "prometheus", python
+    )
     stop = threading.Event()
     tally = Tally()
     rows = []

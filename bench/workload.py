@@ -1,6 +1,7 @@
-"""The benchmark's requests: raw readings cut from the project's simulator, two shapes.
+"""The benchmark's requests: raw readings cut from the project's simulator.
 
-- `one`: a request of one reading (a site posting a module's latest values).
+- `one`: a request of one reading (a site posting a module's latest values), of a module
+  no other shape sends (`<module>.one`), so with history on it never gains a history.
 - `batch`: a request of 1000 readings, 20 modules x 50 consecutive readings (about eight
   minutes of history each; bulk scoring). Four of the modules are the minutes before a
   simulated thermal runaway, so the answers are not all near zero.
@@ -9,10 +10,18 @@ Both servers get the same readings: ours as `{"readings": [...]}`, the MLflow sc
 server as `{"dataframe_records": [...]}` (the format it documents for row-oriented data).
 A third, extra shape sends the 1000 readings in each server's compact format: ours
 `{"columns": {field: [values]}}`, MLflow's `{"dataframe_split": {"columns", "data"}}`.
+
+- `stream` (ours and the ceiling only): one reading per request from STREAM_MODULES
+  modules in turn, each module's clock advancing STREAM_STEP_S per round, as a site's
+  BMS posts; with history on, each is scored with its module's stored minutes. The body
+  is a template that post.lua fills per request (`Stream` keeps the clock between runs).
+  The readings' values are `one`'s; the stateless server sees plain one-reading requests.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -26,6 +35,13 @@ SIMULATION = SimulationConfig(
 READINGS_PER_MODULE = 50
 ONSET_MARGIN_S = 120.0
 """A failing module's slice ends this long before its runaway onset."""
+STREAM_MODULES = 500
+STREAM_STEP_S = 10.0
+"""The simulator's (and a BMS's) sampling period."""
+STREAM_START_AGO_S = 6 * 3600.0
+"""The stream's clock starts this far in the past: it runs ~10-30x faster than real time
+(500 modules, 1,000-3,000 requests/s) and must never pass the server's clock, which
+refuses readings from the future."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,10 @@ class Shape:
     peer_body: bytes
     required: bool = True
     """False: an extra format, skipped when our service does not accept it."""
+    v2_body: bytes = b""
+    """MLServer's request: the engineered, scaled rows (filled in by run_bench)."""
+    stream: bool = False
+    """ours_body is post.lua's template (@MODULE@, @TIMESTAMP@)."""
 
 
 def batch_readings() -> list[dict]:
@@ -57,6 +77,7 @@ def batch_readings() -> list[dict]:
 def shapes() -> list[Shape]:
     readings = batch_readings()
     complete = next(r for r in readings if all(value is not None for value in r.values()))
+    complete = {**complete, "module_id": complete["module_id"] + ".one"}
     names = list(readings[0])
     rows = [list(reading.values()) for reading in readings]
     return [
@@ -80,3 +101,41 @@ def shapes() -> list[Shape]:
             required=False,
         ),
     ]
+
+
+def stream_shape() -> Shape:
+    """One reading per request, module and timestamp filled in by post.lua."""
+    readings = batch_readings()
+    complete = next(r for r in readings if all(value is not None for value in r.values()))
+    template = {**complete, "module_id": "@MODULE@", "timestamp": "@TIMESTAMP@"}
+    body = orjson.dumps({"readings": [template]})
+    return Shape("stream", "1 reading, streaming", body, b"", stream=True)
+
+
+class Stream:
+    """One server's stream clock: where post.lua starts, moved past each run's last round,
+    so no (module, timestamp) repeats within a benchmark."""
+
+    def __init__(self, prefix: str = "S-", start: float | None = None) -> None:
+        self.prefix = prefix
+        self.base = float(int(start if start is not None else time.time() - STREAM_START_AGO_S))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "WRK_STREAM_MODULES": str(STREAM_MODULES),
+            "WRK_STREAM_BASE": str(int(self.base)),
+            "WRK_STREAM_STEP_S": str(STREAM_STEP_S),
+            "WRK_STREAM_PREFIX": self.prefix,
+        }
+
+    def advance(self, requests: int, connections: int) -> None:
+        """After a run of `requests` answers: wrk may have sent up to `connections` more."""
+        rounds = math.ceil((requests + connections) / STREAM_MODULES) + 1
+        self.base += rounds * STREAM_STEP_S
+
+    def render(self, template: bytes, module: int, rounds: int) -> bytes:
+        """The body post.lua sends for `module` in round `rounds` (a check's, not load)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.base + rounds * STREAM_STEP_S))
+        return template.replace(b"@MODULE@", f"{self.prefix}{module:04d}".encode()).replace(
+            b"@TIMESTAMP@", stamp.encode()
+        )

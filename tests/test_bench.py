@@ -1,15 +1,22 @@
 """The benchmark's in-process profile still runs, and still measures what the route does.
 
-The benchmark itself (wrk, `mlflow models serve`, minutes of load) is not run here; its
-numbers live in bench/README.md. This keeps its cheapest part from rotting unseen.
+The benchmark itself (wrk, MLServer, `mlflow models serve`, minutes of load) is not run
+here; its numbers live in bench/README.md. This keeps its cheapest parts from rotting
+unseen: the in-process profile, and the ceiling served through src/api/server.py's --app.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+
+import requests
 
 from tests.conftest import PROJECT_ROOT
+from tests.servers import free_port
 
 
 def test_profile_request_runs_and_its_response_matches_the_route(trained_store):
@@ -36,3 +43,45 @@ def test_profile_request_runs_and_its_response_matches_the_route(trained_store):
     }
     assert stages <= rows, completed.stdout
     assert "whole request, Flask test client" in rows
+
+
+def test_the_ceiling_answers_empty_through_our_server_code(trained_store, tmp_path):
+    """`python -m src.api.server --app bench.ceiling:create_app`: the same gunicorn start
+    (the run checked, two workers), but each worker serves the do-nothing app."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "BEST_MLFLOW_RUN_ID": trained_store.run_id,
+        "MLFLOW_TRACKING_URI": trained_store.mlruns.as_uri(),
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "HVS_DRAIN_SECONDS": "0",
+    }
+    log = (tmp_path / "ceiling.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "src.api.server", "--app", "bench.ceiling:create_app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            assert server.poll() is None, (tmp_path / "ceiling.log").read_text()
+            try:
+                if requests.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        answer = requests.post(url + "/predict", data=b'{"readings": []}', timeout=5)
+        assert answer.status_code == 200
+        assert answer.content == b"{}"
+        assert "Using worker: sync" in (tmp_path / "ceiling.log").read_text()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        log.close()

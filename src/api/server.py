@@ -22,11 +22,14 @@ that same settings object. Decisions:
 
 from __future__ import annotations
 
+import argparse
 import gc
+import importlib
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +170,11 @@ def gunicorn_options(settings: Settings, hooks: _Hooks) -> dict[str, Any]:
     return options
 
 
-def serve(settings: Settings) -> None:
-    """Run gunicorn in this process (the master; PID 1 in the container) until stopped."""
+def serve(settings: Settings, app_factory: Callable[[Settings], Any] | None = None) -> None:
+    """Run gunicorn in this process (the master; PID 1 in the container) until stopped.
+
+    app_factory(settings), if given, builds each worker's app instead of the service, under
+    the same options and hooks: the benchmark's do-nothing ceiling (bench/ceiling.py)."""
     from gunicorn.app.base import BaseApplication
 
     made_dirs: list[str] = []
@@ -199,12 +205,19 @@ def serve(settings: Settings) -> None:
         def load(self) -> Any:
             from src.api import create_app
 
-            return create_app(settings)
+            return (app_factory or create_app)(settings)
 
     HvsServer().run()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m src.api.server")
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="serve FACTORY(settings) instead of the service (the benchmark's ceiling)",
+    )
+    args = parser.parse_args(argv)
     from src.api.auth import token_digests
 
     try:
@@ -212,7 +225,11 @@ def main() -> None:
         token_digests(settings)  # an unreadable token file stops the start here, not later
     except SettingsError as error:
         exit_on_startup_failure(str(error))
-    serve(settings)
+    factory = None
+    if args.app:
+        module, _, name = args.app.partition(":")
+        factory = getattr(importlib.import_module(module), name)
+    serve(settings, factory)
 
 
 if __name__ == "__main__":
