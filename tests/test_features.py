@@ -8,6 +8,7 @@ import pytest
 from src.data.chemistry import CHEMISTRIES
 from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES
 from src.features.engineering import (
+    BASELINE_LAG_S,
     BASELINE_QUANTITIES,
     BASELINE_WINDOW_S,
     CHEMISTRY_CODES,
@@ -20,6 +21,7 @@ from src.features.engineering import (
     SLOPE_SIGNALS,
     WINDOW_S,
     WINDOW_SIGNALS,
+    Z_QUANTITIES,
     compute_features,
 )
 
@@ -40,6 +42,8 @@ def reference_features(module_ids, timestamps, signals, chemistry=None, max_hist
             return spread_of(x)
         if name == "temp_above_ambient_c":
             return above_of(x)
+        if name == "cell_temp_spread_c":
+            return x[SIGNAL_INDEX["cell_temp_max_c"]] - x[SIGNAL_INDEX["cell_temp_avg_c"]]
         return x[SIGNAL_INDEX[name]]
 
     def nanstat(values, stat):
@@ -92,6 +96,15 @@ def reference_features(module_ids, timestamps, signals, chemistry=None, max_hist
         for name in RISE_SIGNALS:
             k = SIGNAL_INDEX[name]
             row.append(x[k] - nanstat([signals[j][k] for j in baseline], np.min))
+        lagged = [j for j in baseline if timestamps[j] <= timestamps[i] - BASELINE_LAG_S]
+        for name, floor in Z_QUANTITIES.items():
+            if not lagged:
+                row.append(0.0)
+                continue
+            recent = nanstat([quantity(signals[j], name) for j in short], np.mean)
+            past = [quantity(signals[j], name) for j in lagged]
+            z = (recent - nanstat(past, np.mean)) / max(nanstat(past, np.std), floor)
+            row.append(z if np.isfinite(z) else 0.0)
         code = chemistry[i]
         if np.isnan(code):
             row += [np.nan, np.nan, np.nan]

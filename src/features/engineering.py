@@ -11,6 +11,8 @@ Feature set 3 is built not to lean on absolute calibration: besides levels it ha
 signal's deviation from the module's own last 30 minutes, gas rising above its own
 30-minute floor (a sensor's offset cancels), rates over 10 s, 1 and 5 minutes and the
 acceleration of temperature, and cell voltages against the module's chemistry's limits.
+Feature set 4 adds z-scores: the last minute against the module's own 30 to 10 minutes
+ago, in units of that baseline's own noise, so a slow precursor shows before it is large.
 
 The code works on numpy arrays only (no pandas), so a request costs microseconds to a
 millisecond and a million training rows a few seconds. Window sums are summed block-wise
@@ -27,7 +29,7 @@ import numpy as np
 from src.data.chemistry import CHEMISTRIES
 from src.data.signals import SIGNAL_INDEX, SIGNAL_NAMES, SIGNALS
 
-FEATURE_SET_VERSION = "3"
+FEATURE_SET_VERSION = "4"
 """Bumped whenever a feature's definition changes; logged with every run."""
 
 RATE_MAX_GAP_S = 120.0
@@ -44,6 +46,10 @@ WINDOW_S = 300.0
 
 BASELINE_WINDOW_S = 1800.0
 """The module's own recent normal: deviations are taken from its last 30 minutes."""
+
+BASELINE_LAG_S = 600.0
+"""The z-scores compare the last minute with the module's own 30 to 10 minutes ago: a
+baseline that ends 10 minutes back is not yet raised by a precursor building up now."""
 
 CHEMISTRY_CODES: tuple[str, ...] = tuple(sorted(CHEMISTRIES))
 """A reading's chemistry as a number: its index here; NaN when not known."""
@@ -75,6 +81,24 @@ BASELINE_QUANTITIES: tuple[str, ...] = (
 RISE_SIGNALS: tuple[str, ...] = ("h2_ppm", "co_ppm", "voc_ppm")
 """Gases taken also as their rise above the module's own 30-minute minimum."""
 
+Z_QUANTITIES: dict[str, float] = {
+    "cell_temp_max_c": 0.05,
+    "cell_temp_spread_c": 0.05,
+    "temp_above_ambient_c": 0.05,
+    "cell_voltage_min_v": 0.001,
+    "cell_voltage_spread_v": 0.001,
+    "internal_resistance_mohm": 0.02,
+    "pressure_kpa": 0.01,
+    "h2_ppm": 0.5,
+    "co_ppm": 0.5,
+    "voc_ppm": 0.5,
+}
+"""Quantities taken as z-scores: (last minute's mean - the lagged baseline's mean) over the
+baseline's standard deviation, never over less than this floor (half the finest sensor
+step: 0.1 degC, 1 mV, 1 ppm; a sensor that is flat for 20 minutes must not turn one step
+into an infinite score). In units of the module's own noise, so a coarse or noisy sensor
+and a fine one mean the same; 0 until the module has history older than BASELINE_LAG_S."""
+
 FEATURE_NAMES: tuple[str, ...] = (
     *SIGNAL_NAMES,
     "cell_voltage_spread_v",
@@ -86,6 +110,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "cell_temp_max_c_acceleration_per_min2",
     *(f"{name}_deviation_30min" for name in BASELINE_QUANTITIES),
     *(f"{name}_rise_30min" for name in RISE_SIGNALS),
+    *(f"{name}_z_lagged" for name in Z_QUANTITIES),
     "cell_voltage_max_above_chemistry_max_v",
     "cell_voltage_min_below_chemistry_min_v",
     "chemistry_code",
@@ -146,6 +171,19 @@ def _baseline_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
 
 
 _BASELINE_REFERENCE = _baseline_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
+_Z_FLOORS = np.array(list(Z_QUANTITIES.values()))
+_TEMP_AVG = SIGNAL_INDEX["cell_temp_avg_c"]
+
+
+def _z_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
+    columns["cell_voltage_spread_v"] = derived[:, 0]
+    columns["temp_above_ambient_c"] = derived[:, 1]
+    columns["cell_temp_spread_c"] = x[:, _TEMP_MAX] - x[:, _TEMP_AVG]
+    return np.column_stack([columns[name] for name in Z_QUANTITIES])
+
+
+_Z_REFERENCE = _z_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
 
 
 def _chemistry_features(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -204,6 +242,8 @@ def compute_features(
     start_1 = np.searchsorted(key, key - capped(SHORT_WINDOW_S), side="left")
     start_5 = np.searchsorted(key, key - capped(WINDOW_S), side="left")
     start_30 = np.searchsorted(key, key - capped(BASELINE_WINDOW_S), side="left")
+    # The lagged baseline: readings from 30 to 10 minutes back (empty when none is older).
+    lag_end = np.searchsorted(key, key - BASELINE_LAG_S, side="right") - 1
 
     # The latest earlier reading of the same module at least RATE_MIN_GAP_S older.
     found = np.searchsorted(key, key - RATE_MIN_GAP_S, side="right") - 1
@@ -236,6 +276,7 @@ def compute_features(
     deviations = quantities - (baseline + _BASELINE_REFERENCE)
     risen = x[:, _RISE_COLUMNS]
     rises = risen + _window_max(-risen, start_30)  # value minus the window's minimum
+    z_scores = _lagged_z(_z_quantities(x, derived) - _Z_REFERENCE, start_1, start_30, lag_end)
 
     sorted_features = np.concatenate(
         (
@@ -248,6 +289,7 @@ def compute_features(
             acceleration[:, None],
             deviations,
             rises,
+            z_scores,
             _chemistry_features(x, codes[order]),
             history_5[:, None],
             (t - t[start_30])[:, None],
@@ -256,6 +298,20 @@ def compute_features(
     )
     features[order] = sorted_features
     return features
+
+
+def _lagged_z(
+    values: np.ndarray, start_1: np.ndarray, start_30: np.ndarray, lag_end: np.ndarray
+) -> np.ndarray:
+    """Per column, (mean of the last minute - mean of the lagged baseline) / its std (at
+    least the column's floor); 0 where the baseline is empty or a mean is missing."""
+    recent, _ = _window_mean_std(values, start_1)
+    has_baseline = lag_end >= start_30
+    end = np.where(has_baseline, lag_end, np.arange(values.shape[0]))
+    start = np.where(has_baseline, start_30, end)
+    base_mean, base_std = _window_mean_std(values, start, end)
+    z = (recent - base_mean) / np.fmax(base_std, _Z_FLOORS)
+    return np.where(has_baseline[:, None] & np.isfinite(z), z, 0.0)
 
 
 def _slopes(values: np.ndarray, t: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -302,30 +358,38 @@ def _first_reading_features(x: np.ndarray, code: float) -> np.ndarray:
             np.zeros(2 * len(SLOPE_SIGNALS) + 1),  # 5- and 1-minute slopes, acceleration
             deviations,
             risen - risen,  # 0, or NaN for a missing gas
+            np.zeros(len(Z_QUANTITIES)),  # z-scores: no lagged baseline
             _chemistry_features(x[None, :], np.array([code]))[0],
             np.zeros(2),  # history_s, baseline_history_s
         )
     )
 
 
-def _window_mean_std(values: np.ndarray, window_start: np.ndarray) -> tuple[np.ndarray, ...]:
-    """NaN-ignoring mean and population std of values[window_start[i] : i + 1], per column."""
+def _window_mean_std(
+    values: np.ndarray, window_start: np.ndarray, window_end: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """NaN-ignoring mean and population std of values[window_start[i] : window_end[i] + 1]
+    per column (window_end: each row itself)."""
+    end = np.arange(values.shape[0]) if window_end is None else window_end
     present = ~np.isnan(values)
     filled = np.where(present, values, 0.0)
     cumulative_count = np.concatenate(
         (np.zeros((1, values.shape[1]), dtype=np.int64), np.cumsum(present, axis=0))
     )
-    count = cumulative_count[1:] - cumulative_count[window_start]
-    total = _window_sum(filled, window_start)
-    squares = _window_sum(filled * filled, window_start)
+    count = cumulative_count[end + 1] - cumulative_count[window_start]
+    total = _window_sum(filled, window_start, end)
+    squares = _window_sum(filled * filled, window_start, end)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / count, np.nan)
         variance = np.where(count > 0, squares / count - mean * mean, np.nan)
     return mean, np.sqrt(np.clip(variance, 0.0, None))
 
 
-def _window_sum(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
-    """Sum of values[window_start[i] : i + 1], per column, from blocks of 2**k readings.
+def _window_sum(
+    values: np.ndarray, window_start: np.ndarray, window_end: np.ndarray | None = None
+) -> np.ndarray:
+    """Sum of values[window_start[i] : window_end[i] + 1] (window_end: each row itself),
+    per column, from blocks of 2**k readings.
 
     A running cumulative sum would subtract two large totals and make a reading's
     features depend on how many readings came before it (training sees whole series,
@@ -333,8 +397,8 @@ def _window_sum(values: np.ndarray, window_start: np.ndarray) -> np.ndarray:
     the reading backwards, gives the same bits for the same window wherever it sits.
     """
     n_rows = values.shape[0]
-    length = np.arange(n_rows) - window_start + 1
-    position = np.arange(n_rows)
+    position = np.arange(n_rows) if window_end is None else window_end.copy()
+    length = position - window_start + 1
     total = np.zeros_like(values)
     block = values
     for level in range(int(length.max()).bit_length()):
