@@ -29,8 +29,8 @@ serve: install ## nginx + gunicorn on $(PORT) (gunicorn alone without nginx: HVS
 run: install ## train a default model if none exists, then serve the newest run
 	@run_id=$$($(PY) -m src.training.runs latest --mlruns-dir "$(MLRUNS_DIR)") || exit 1; \
 	if [ -z "$$run_id" ]; then \
-	  echo "no trained model in $(MLRUNS_DIR): training the default one (about a minute)" >&2; \
-	  run_id=$$($(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)" | tail -n 1) || exit 1; \
+	  echo "no trained model in $(MLRUNS_DIR): training the default one without the leave-one-out runs (a few minutes; make train for all)" >&2; \
+	  run_id=$$($(PY) -m src.training --no-holdout --mlruns-dir "$(MLRUNS_DIR)" | tail -n 1) || exit 1; \
 	fi; \
 	echo "serving run $$run_id on port $(PORT)" >&2; \
 	BEST_MLFLOW_RUN_ID=$$run_id exec $(PY) -m src.api.front
