@@ -1,7 +1,8 @@
 """`python -m src.data.payloads`: write test_payload.json and test_payload_hazardous.json.
 
-Both are cut from the simulator's default telemetry: two minutes of a healthy module, and
-the three minutes of a failing module that end two minutes before thermal-runaway onset.
+Both are cut from the simulator's default telemetry: two minutes of a healthy module that
+no look-alike touches, and the three minutes ending two minutes before thermal-runaway
+onset of the failing module whose hydrogen is then highest (a pattern one can see).
 """
 
 from __future__ import annotations
@@ -40,23 +41,29 @@ def to_payload(rows: pd.DataFrame) -> dict:
 
 
 def healthy_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The first healthy module's first two minutes, from its middle on, that no look-alike
+    touches (every module meets one some time in six hours)."""
     healthy = frame[frame["fault_type"] == "none"]
-    module = healthy["module_id"].iloc[0]
-    series = healthy[healthy["module_id"] == module]
-    start = series["timestamp_s"].iloc[len(series) // 2]
-    return series[
-        (series["timestamp_s"] >= start) & (series["timestamp_s"] < start + HEALTHY_SECONDS)
-    ]
+    for _, series in healthy.groupby("module_id", sort=True):
+        quiet = (series["lookalike"] == "").to_numpy()
+        times = series["timestamp_s"].to_numpy()
+        for start in range(len(series) // 2, len(series)):
+            inside = (times >= times[start]) & (times < times[start] + HEALTHY_SECONDS)
+            if times[-1] >= times[start] + HEALTHY_SECONDS and quiet[inside].all():
+                return series[inside]
+    raise ValueError("no healthy module has two minutes without a look-alike")
 
 
-def hazardous_rows(frame: pd.DataFrame, fault_type: str = "internal_short") -> pd.DataFrame:
-    series = frame[frame["fault_type"] == fault_type]
-    series = series[series["event_id"] == series["event_id"].iloc[0]]
-    onset = series["onset_s"].iloc[0]
+def hazardous_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Five to two minutes before onset, of the event whose H2 is highest at the end."""
     early, late = HAZARD_WINDOW
-    return series[
-        (series["timestamp_s"] >= onset - early) & (series["timestamp_s"] <= onset - late)
+    failing = frame[frame["event_id"] != ""]
+    window = failing[
+        (failing["timestamp_s"] >= failing["onset_s"] - early)
+        & (failing["timestamp_s"] <= failing["onset_s"] - late)
     ]
+    event = window.groupby("event_id")["h2_ppm"].last().idxmax()
+    return window[window["event_id"] == event]
 
 
 def main(argv: list[str] | None = None) -> int:
