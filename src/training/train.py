@@ -259,7 +259,8 @@ def _holdouts(
     train, validation, test = sets["train"], sets["validation"], sets["test"]
     families = [("fault_type", kind) for kind in sorted(set(train.frame["fault_type"]) - {"none"})]
     if "chemistry" in train.frame.columns:
-        families += [("chemistry", name) for name in sorted(set(train.frame["chemistry"]))]
+        named = {name for name in train.frame["chemistry"] if isinstance(name, str) and name}
+        families += [("chemistry", name) for name in sorted(named)]  # "": unknown, no family
     rng = np.random.default_rng(config.seed + 1)
     for column, value in families:
         keep_train = train.frame[column].to_numpy() != value
@@ -273,6 +274,8 @@ def _holdouts(
         if keep_train.all() or not keep_train.any() or not keep_test.any():
             continue
         features, labels = training_rows(_subset(train, keep_train), rng)
+        if not labels.any():  # that family held every event (a site's "unknown" faults)
+            continue
         booster, scaler = fit(
             features,
             labels,
