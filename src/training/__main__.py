@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         bars.close()
-    logger.info("evaluation (test site, never seen):\n%s", headline(result.metrics))
+    tested_on = "test site" if data is None else "the site's own test modules"
+    logger.info("evaluation (%s, never seen):\n%s", tested_on, headline(result.metrics))
     logger.info("logging the run to MLflow at %s", mlruns)
     try:
         key = None if args.signing_key_file is None else read_signing_key(args.signing_key_file)
