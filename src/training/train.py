@@ -73,7 +73,8 @@ class TrainingResult:
 def fit_scaler(features: np.ndarray) -> StandardScaler:
     """StandardScaler, made total: a feature never seen (all missing, e.g. the chemistry of
     a site that declares none) is centred at 0 and scaled by 1 instead of NaN."""
-    scaler = StandardScaler().fit(features)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the all-missing columns, below
+        scaler = StandardScaler().fit(features)
     scaler.mean_ = np.nan_to_num(scaler.mean_, nan=0.0)
     usable = np.isfinite(scaler.scale_) & (scaler.scale_ > 0)
     scaler.scale_ = np.where(usable, scaler.scale_, 1.0)
