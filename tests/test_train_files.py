@@ -280,3 +280,10 @@ def test_files_without_chemistry_or_fault_kinds_train_with_holdouts_on(site_file
     result, data = train_on_own_data(own, config)
     assert not [key for key in result.metrics if key.startswith("holdout/")]
     assert result.metrics["test_warning_events"] == data["report"]["splits"]["test"]["events"]
+
+
+def test_a_simulator_run_says_so(trained_store):
+    params = _params(trained_store.mlruns, trained_store.run_id)
+    assert (params["data.source"], params["data.schema_version"]) == ("simulator", "1")
+    assert "simulation.n_racks" in params
+    assert not list(trained_store.mlruns.glob(f"*/{trained_store.run_id}/artifacts/data_report*"))
