@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from src.data.export import events_of
-from src.data.labels import LABEL_COLUMNS, label_readings
+from src.data.labels import LABEL_COLUMNS, label_readings, label_times
 from src.data.signals import HAZARD_HORIZON_S
 from src.data.simulator import SimulationConfig, simulate
 
@@ -28,7 +28,31 @@ def _events(rows: list[tuple[str, float, str, str]]) -> pd.DataFrame:
 def test_reproduces_the_simulators_labels(simulated: pd.DataFrame) -> None:
     unlabelled = simulated.drop(columns=list(LABEL_COLUMNS))
     labelled = label_readings(unlabelled, events_of(simulated))
-    pd.testing.assert_frame_equal(labelled, simulated)
+    assert tuple(labelled.columns[-len(LABEL_COLUMNS) :]) == LABEL_COLUMNS  # added at the end
+    pd.testing.assert_frame_equal(labelled[list(simulated.columns)], simulated)
+    assert simulated["hazardous"].sum() > 0
+
+
+def test_labels_follow_the_true_time_where_known_else_the_reported_one() -> None:
+    """A BMS clock 700 s slow: by its timestamp the reading is 1,000 s before onset, in
+    truth 300 s. The simulator knows the truth; an operator's file has the timestamp."""
+    onset = 10_000.0
+    files = pd.DataFrame({"module_id": ["A"], "timestamp_s": [onset - 1000.0]})
+    simulated = files.assign(true_time_s=onset - 300.0)
+    events = _events([("A", onset, "overcharge", "E1")])
+    assert label_readings(simulated, events)["hazardous"].tolist() == [1]
+    assert label_readings(files, events)["hazardous"].tolist() == [0]
+    assert label_times(simulated).tolist() == [onset - 300.0]
+    assert label_times(files).tolist() == [onset - 1000.0]
+
+
+def test_the_horizon_is_a_parameter() -> None:
+    onset = 10_000.0
+    telemetry = pd.DataFrame({"module_id": "A", "timestamp_s": [onset - 900.0, onset - 300.0]})
+    events = _events([("A", onset, "overcharge", "E1")])
+    assert label_readings(telemetry, events)["hazardous"].tolist() == [0, 1]
+    assert label_readings(telemetry, events, horizon_s=900.0)["hazardous"].tolist() == [1, 1]
+    assert label_readings(telemetry, events, horizon_s=120.0)["hazardous"].tolist() == [0, 0]
 
 
 def test_keeps_row_order_and_index_and_replaces_old_labels(simulated: pd.DataFrame) -> None:

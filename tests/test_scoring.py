@@ -21,6 +21,7 @@ from src.data.export import export
 from src.data.signals import SIGNAL_NAMES
 from src.data.simulator import SimulationConfig, simulate
 from src.data.telemetry_files import read_events, read_telemetry
+from src.levels import ALARM, NORMAL, WARNING, Thresholds
 from src.scoring.batch import (
     KEY_COLUMNS,
     load_scoring_service,
@@ -41,9 +42,10 @@ pytestmark = [
 TOLERANCE = 1e-6
 
 FLEET = SimulationConfig(
-    n_racks=2, modules_per_rack=3, duration_s=4500.0, n_fault_events=2, seed=11
+    n_racks=2, modules_per_rack=3, duration_s=4500.0, n_fault_events=2, seed=11, lfp_fraction=0.5
 )
-"""Six modules over 75 minutes, two of them running away: ~2,900 readings, two files."""
+"""Six modules over 75 minutes, two of them running away: ~2,900 readings, two files, one
+LFP and one NMC rack (readings carry their chemistry)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def file_readings(telemetry: pd.DataFrame) -> list[dict]:
         with Path(path).open(newline="") as handle:
             for number, row in enumerate(csv.DictReader(handle), start=1):
                 reading = {"module_id": row["module_id"], "timestamp": row["timestamp"]}
+                if row.get("chemistry"):
+                    reading["chemistry"] = row["chemistry"]
                 for name in SIGNAL_NAMES:
                     reading[name] = float(row[name]) if row[name] else None
                 rows[(path, number)] = reading
@@ -122,8 +126,8 @@ def test_batch_scores_equal_posting_each_reading_in_order(settings, telemetry, b
     # Every per-reading column of the scores that /predict also answers, whatever fields
     # Predictions carries by now; the probability to 1e-6, the rest exactly.
     compared = [c for c in batch_scores.columns if c in streamed.columns and c != "module_id"]
-    assert {"hazard_probability", "hazardous", "history_s", "history_readings"} <= set(compared)
-    assert "model_version" in compared
+    answered = {"hazard_probability", "level", "hazardous", "reasons", "missing", "history_s"}
+    assert answered | {"history_readings", "model_version"} <= set(compared)
     difference = np.abs(streamed["hazard_probability"] - batch_scores["hazard_probability"])
     assert difference.max() <= TOLERANCE
     for column in compared:
@@ -131,9 +135,15 @@ def test_batch_scores_equal_posting_each_reading_in_order(settings, telemetry, b
             zip(batch_scores[column].tolist(), streamed[column].tolist(), strict=True)
         ):
             assert_same_value(ours, theirs, column, f"reading {index}")
-    # The comparison means something: the stream saw long histories and real alarms.
+    # The comparison means something: the stream saw long histories, chemistries, every
+    # level and reasons of more than one kind.
     assert streamed["history_s"].max() >= 290.0
+    assert {reading.get("chemistry") for reading in readings} == {"LFP", "NMC"}
+    assert set(batch_scores["level"]) >= {"normal", "warning", "alarm"}
     assert batch_scores["hazardous"].sum() > 10
+    reasons = {why for text in batch_scores["reasons"] for why in json.loads(text)}
+    assert "model:alarm" in reasons
+    assert any(why.startswith("guard:") for why in reasons)
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +189,9 @@ def test_executors_read_the_files_as_read_telemetry_does(spark, exported, teleme
     readings.unpersist()
     expected = telemetry.reset_index(drop=True)
     assert len(frame) == len(expected)
+    assert expected["chemistry"].notna().all()  # the exporter writes it
     for column in READ_COLUMNS:
         if column == "file_index":
-            continue
-        if column == "chemistry":  # the exporter writes none
-            assert frame[column].isna().all()
             continue
         assert frame[column].astype(object).equals(expected[column].astype(object)), column
 
@@ -197,8 +205,12 @@ def test_executors_report_every_problem_of_every_file(spark, exported, tmp_path)
     folder.mkdir()
     lines = first.read_text().splitlines()
     (folder / "a.csv").write_text("\n".join(lines) + "\n")
-    # b.csv repeats three of a.csv's readings: only a check across files sees it
-    (folder / "b.csv").write_text("\n".join([lines[0], *lines[1:4]]) + "\n")
+    # b.csv repeats three of a.csv's readings, the third with another SOC: only a check
+    # across files sees the conflict (the two copies are kept once, not reported)
+    header = lines[0].split(",")
+    changed = lines[3].split(",")
+    changed[header.index("soc_pct")] = "42.42"
+    (folder / "b.csv").write_text("\n".join([lines[0], *lines[1:3], ",".join(changed)]) + "\n")
     broken = second.read_text().splitlines()
     header = broken[0].split(",")
     cells = broken[5].split(",")
@@ -208,12 +220,29 @@ def test_executors_report_every_problem_of_every_file(spark, exported, tmp_path)
     with pytest.raises(TelemetryValidationError) as raised:
         read_telemetry_spark(spark, folder)
     error = raised.value
-    assert error.counts == {"duplicate_reading": 3, "wrong_type": 1}
+    assert error.counts == {"duplicate_reading": 1, "wrong_type": 1}
     text = str(error)
-    assert text.startswith(f"4 problem(s) in the telemetry files at {folder}")
+    assert text.startswith(f"2 problem(s) in the telemetry files at {folder}")
     assert f"co_ppm in {folder / 'c.csv'} row 5: 'n.a.' is not a number" in text
-    assert f"timestamp in {folder / 'b.csv'} row 1: " in text
-    assert f"is already in {folder / 'a.csv'} row 1; keep one reading" in text
+    assert f"timestamp in {folder / 'b.csv'} row 3: " in text
+    assert f"is already in {folder / 'a.csv'} row 3 with other values; keep one" in text
+
+
+def test_executors_keep_a_reading_two_files_hold_alike_once(spark, exported, tmp_path):
+    from src.scoring.spark_files import read_telemetry_spark
+
+    first = sorted(exported.telemetry.glob("*.csv"))[0]
+    lines = first.read_text().splitlines()
+    folder = tmp_path / "telemetry"
+    folder.mkdir()
+    (folder / "a.csv").write_text("\n".join(lines) + "\n")
+    (folder / "b.csv").write_text("\n".join([lines[0], *lines[1:11]]) + "\n")
+    expected = read_telemetry(folder)
+    readings = read_telemetry_spark(spark, folder)
+    frame = readings.toPandas()
+    readings.unpersist()
+    assert len(frame) == len(expected) == len(read_telemetry(folder / "a.csv"))
+    assert set(frame["source_file"]) == {str(folder / "a.csv")}
 
 
 def test_the_cli_scores_every_reading_and_reports_on_the_events(
@@ -238,23 +267,34 @@ def test_the_cli_scores_every_reading_and_reports_on_the_events(
     report = json.loads(report_file.read_text())
     metrics = report["metrics"]
     for key in (
-        "events",
-        "events_warned_fraction",
-        "events_warned_5min_fraction",
-        "events_warned_10min_fraction",
-        "lead_time_min_median",
-        "false_alarms_per_module_hour",
+        "warning_events",
+        "warning_events_warned_fraction",
+        "warning_events_warned_5min_fraction",
+        "warning_events_warned_10min_fraction",
+        "warning_lead_time_min_median",
+        "warning_false_alarms_per_1000h",
+        "alarm_events_warned_5min_fraction",
+        "alarm_false_alarms_per_1000h",
         "healthy_module_hours",
         "pr_auc",
     ):
         assert key in metrics, key
-    assert metrics["events"] == 2
+    assert metrics["warning_events"] == metrics["alarm_events"] == 2
     assert [event["event_id"] for event in report["events"]] == ["E001", "E002"]
     assert report["readings"] == len(telemetry)
-    # The same numbers as the library's, from the same scores.
+    thresholds = trained_store.result.thresholds
+    assert report["thresholds"] == {"warning": thresholds.warning, "alarm": thresholds.alarm}
+    # The same numbers as the library's, from the same scores, and as training measures:
+    # flagged where the answer reached a level (model or guard).
     events = read_events(exported.events, telemetry=telemetry)
-    again = backtest_report(scores, events, report["threshold"])
-    assert again["metrics"]["events_warned_fraction"] == metrics["events_warned_fraction"]
+    again = backtest_report(scores, events, thresholds)
+    assert again["metrics"] == pytest.approx(metrics, nan_ok=True)
+    assert report["flagged_readings"] == {
+        "warning": int(scores["level"].isin(["warning", "alarm"]).sum()),
+        "alarm": int(scores["hazardous"].sum()),
+    }
+    for event in report["events"]:
+        assert event["warning_lead_time_min"] >= event["alarm_lead_time_min"] > 0, event
 
 
 def test_the_cli_refuses_bad_telemetry_with_the_validation_message(
@@ -303,37 +343,44 @@ def test_chunks_hold_whole_modules_and_stay_within_the_bound():
 
 @dataclass(frozen=True)
 class FuturePredictions(Predictions):
-    """Predictions with the fields a teammate is adding, as the output must take them."""
+    """Predictions with a field a teammate may add, as the output must take it."""
 
-    level: np.ndarray | None = None
-    reasons: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
 
 def test_every_per_reading_field_of_predictions_becomes_a_column():
     n = 3
-    reasons = np.empty(n, dtype=object)
-    reasons[:] = [[], ["h2_ppm rising"], ["h2_ppm rising", "cell_temp_max_c high"]]
     predictions = FuturePredictions(
         model_version="run",
-        threshold=0.5,
+        thresholds=Thresholds(warning=0.3, alarm=0.8),
         hazard_probability=np.array([0.1, 0.6, 0.9]),
-        hazardous=np.array([False, True, True]),
+        level=np.array([NORMAL, WARNING, ALARM], dtype=np.int8),
+        reasons=[(), ("model:warning",), ("model:alarm", "guard:smoke")],
+        missing=[(), ("gas",), ()],
         history_s=np.zeros(n),
         history_readings=np.zeros(n, dtype=np.int64),
         history_source="request",
-        level=np.array(["normal", "warning", "alarm"], dtype=object),
-        reasons=reasons,
+        confidence=np.array([0.5, 0.7, 0.9]),
     )
     columns = prediction_columns(predictions, n)
     assert list(columns) == [
         "hazard_probability",
+        "level",
         "hazardous",
+        "reasons",
+        "missing",
         "history_s",
         "history_readings",
-        "level",
-        "reasons",
+        "confidence",
         "model_version",
     ]
     assert list(columns["level"]) == ["normal", "warning", "alarm"]
-    assert [json.loads(text) for text in columns["reasons"]] == reasons.tolist()
+    assert list(columns["hazardous"]) == [False, False, True]
+    assert [json.loads(text) for text in columns["reasons"]] == [
+        [],
+        ["model:warning"],
+        ["model:alarm", "guard:smoke"],
+    ]
+    assert [json.loads(text) for text in columns["missing"]] == [[], ["gas"], []]
+    assert list(columns["confidence"]) == [0.5, 0.7, 0.9]
     assert list(columns["model_version"]) == ["run"] * n

@@ -1,11 +1,17 @@
 """`python -m src.data.export --out DIR`: the simulator's data as operators' files.
 
-Writes exactly what `read_telemetry` and `read_events` read:
+Writes exactly what `read_telemetry` and `read_events` read, and only what an operator's
+own files would hold:
 
     DIR/telemetry/rack-R01.csv ...   one telemetry file per rack (module_id, rack_id,
-                                     timestamp, the 14 signals; empty = missing)
+                                     chemistry, timestamp, the 14 signals; empty = missing)
     DIR/events.csv                   one row per fault event (module_id, onset,
                                      fault_type, event_id)
+
+The simulator's own truth stays out (TRUTH_COLUMNS): a reading's true time behind a BMS
+clock that jumped, its look-alike labels and its event's precursor pattern are things no
+site logs, and training from files must not learn from them. Readings the simulated BMS
+sent twice are written twice, as a gateway's retry would be (the reader keeps one).
 
 (`.parquet` with --format parquet). Signals are written so they read back as the very same
 float64: Parquet stores float64, and the CSV has each value's shortest round-trip decimal
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 TELEMETRY_FOLDER = "telemetry"
 EVENTS_NAME = "events"
 FORMATS = ("csv", "parquet")
+TRUTH_COLUMNS: tuple[str, ...] = ("true_time_s", "lookalike", "precursor_pattern")
+"""Simulator columns that are not written: what only the simulator can know."""
 
 
 def events_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,9 +72,11 @@ def _moments(seconds: np.ndarray, file_format: str) -> pa.Array:
 
 
 def telemetry_table(frame: pd.DataFrame, file_format: str) -> pa.Table:
+    """A simulator frame's readings as a telemetry file's columns (no truth, no labels)."""
     columns: dict[str, pa.Array] = {
         "module_id": pa.array(frame["module_id"].to_numpy(dtype=object), pa.string()),
         "rack_id": pa.array(frame["rack_id"].to_numpy(dtype=object), pa.string()),
+        "chemistry": pa.array(frame["chemistry"].to_numpy(dtype=object), pa.string()),
         "timestamp": _moments(frame["timestamp_s"].to_numpy(dtype=np.float64), file_format),
     }
     for name in SIGNAL_NAMES:
@@ -76,6 +86,7 @@ def telemetry_table(frame: pd.DataFrame, file_format: str) -> pa.Table:
 
 
 def events_table(events: pd.DataFrame, file_format: str) -> pa.Table:
+    """events_of's rows as an events file's columns: module_id, onset, fault_type, event_id."""
     return pa.table(
         {
             "module_id": pa.array(events["module_id"].to_numpy(dtype=object), pa.string()),

@@ -2,7 +2,12 @@
 
 One function, `label_readings`, used for operators' files and written so that the simulator
 can call it too: a reading is hazardous when thermal-runaway onset follows within
-`HAZARD_HORIZON_S` (600 s) or has already begun.
+`HAZARD_HORIZON_S` (600 s; training passes its config's `label_horizon_s`) or has already
+begun.
+
+A reading's time is its `true_time_s` where the frame has one (only the simulator knows
+it: a BMS clock that jumps must not move a label), else its `timestamp_s`, which is all an
+operator's files hold (`label_times`; training and evaluation use the same rule).
 
 A module with several events: each reading is labelled by the **next** onset at or after
 it; once a module's last onset has passed, by that last one. So a reading between two
@@ -28,6 +33,13 @@ HEALTHY_FAULT_TYPE = "none"
 """fault_type of a reading whose module has no event (the simulator's word)."""
 
 
+def label_times(frame: pd.DataFrame) -> np.ndarray:
+    """The time each reading is labelled and judged by: true_time_s if known, else
+    timestamp_s (epoch seconds, float64)."""
+    column = "true_time_s" if "true_time_s" in frame.columns else "timestamp_s"
+    return frame[column].to_numpy(dtype=np.float64)
+
+
 def hazard_labels(
     timestamp_s: np.ndarray, onset_s: np.ndarray, horizon_s: float = HAZARD_HORIZON_S
 ) -> np.ndarray:
@@ -40,21 +52,26 @@ def hazard_labels(
     return hazardous.astype(np.int8)
 
 
-def label_readings(telemetry: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+def label_readings(
+    telemetry: pd.DataFrame, events: pd.DataFrame, horizon_s: float = HAZARD_HORIZON_S
+) -> pd.DataFrame:
     """telemetry with fault_type, event_id, onset_s and hazardous, derived from events.
 
-    telemetry needs `module_id` and `timestamp_s` (epoch seconds); events needs
-    `module_id`, `onset_s`, `fault_type` and `event_id`. Rows keep their order and index;
-    label columns already in telemetry are replaced. Readings of a module without an event
-    get fault_type "none", event_id "", onset_s NaN and hazardous 0. Events of modules that
-    have no readings label nothing (read_events reports them as problems).
+    telemetry needs `module_id` and `timestamp_s` (epoch seconds; `true_time_s` is used
+    instead where present, see label_times); events needs `module_id`, `onset_s`,
+    `fault_type` and `event_id`. Rows keep their order and index; label columns already
+    in telemetry are replaced where they stand, the others are added at the end in
+    LABEL_COLUMNS order. Readings of a module without an event get fault_type "none",
+    event_id "", onset_s NaN and hazardous 0. Events of modules that have no readings
+    label nothing (read_events reports them as problems).
     """
     missing = [name for name in EVENT_COLUMNS if name not in events.columns]
     if missing:
         raise ValueError(f"events lacks column(s) {', '.join(missing)}")
     if events.duplicated(["module_id", "onset_s"]).any():
         raise ValueError("events holds the same (module_id, onset_s) twice")
-    out = telemetry.drop(columns=[c for c in LABEL_COLUMNS if c in telemetry.columns])
+    out = telemetry.copy()
+    times = label_times(out)
     n = len(out)
     fault_type = np.full(n, HEALTHY_FAULT_TYPE, dtype=object)
     event_id = np.full(n, "", dtype=object)
@@ -64,7 +81,7 @@ def label_readings(telemetry: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
         readings = pd.DataFrame(
             {
                 "module_id": out["module_id"].to_numpy(dtype=object),
-                "timestamp_s": out["timestamp_s"].to_numpy(dtype=np.float64),
+                "timestamp_s": times,
                 "position": np.arange(n),
             }
         ).sort_values("timestamp_s", kind="stable")
@@ -90,7 +107,7 @@ def label_readings(telemetry: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     out["fault_type"] = pd.array(fault_type, dtype="str")
     out["event_id"] = pd.array(event_id, dtype="str")
     out["onset_s"] = onset
-    out["hazardous"] = hazard_labels(out["timestamp_s"].to_numpy(dtype=np.float64), onset)
+    out["hazardous"] = hazard_labels(times, onset, horizon_s)
     return out
 
 

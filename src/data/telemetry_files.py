@@ -47,12 +47,17 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EVENT_COLUMNS",
+    "FILE_SCHEMA_VERSION",
     "TELEMETRY_COLUMNS",
     "Problem",
     "TelemetryValidationError",
     "read_events",
     "read_telemetry",
 ]
+
+FILE_SCHEMA_VERSION = "1"
+"""The file format of docs/own-data.md (columns, units, timestamp forms), as training runs
+record it: raised when a change makes older files read differently."""
 
 TELEMETRY_REQUIRED: tuple[str, ...] = ("module_id", "timestamp", *SIGNAL_NAMES)
 TELEMETRY_OPTIONAL: tuple[str, ...] = ("rack_id", "chemistry")

@@ -23,12 +23,15 @@ GAP_S = RATE_MAX_GAP_S
 
 
 def data_report(telemetry: pd.DataFrame, events: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Files, modules, readings, time span, events, sampling, missing and unhealthy shares."""
+    """Files, modules, readings (and those sent twice), time span, events, sampling,
+    missing and unhealthy shares."""
     timestamps = telemetry["timestamp_s"].to_numpy(dtype=np.float64)
     report: dict[str, Any] = {
         "files": list(telemetry.attrs.get("source_files", [])),
         "readings": len(telemetry),
         "modules": int(telemetry["module_id"].nunique()),
+        # read_telemetry keeps one copy of a reading sent twice: how many were dropped.
+        "readings_sent_twice": int(telemetry.attrs.get("exact_duplicates_dropped", 0)),
     }
     if "rack_id" in telemetry.columns:
         report["racks"] = int(telemetry["rack_id"].nunique())
@@ -106,6 +109,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"telemetry: {report['readings']:,} readings of {report['modules']:,} modules"]
     if "racks" in report:
         lines[0] += f" in {report['racks']:,} racks"
+    if report.get("readings_sent_twice"):
+        lines[0] += f" ({report['readings_sent_twice']:,} more sent twice, kept once)"
     for file in report["files"]:
         lines.append(
             f"  {file['path']}: {file['rows']:,} rows, {file['bytes']:,} bytes, "

@@ -3,11 +3,11 @@
     python -m src.scoring --telemetry site/telemetry --events site/events.csv \\
         --run-id RUN --out scores.parquet [--engine spark --spark-master local[2]]
 
-Writes one row per reading (module_id, timestamp_s, hazard_probability, hazardous, the
-history the features used, ..., model_version) to --out (.parquet or .csv) and, with
---events, `<out>.report.json`: training's lead-time and false-alarm metrics at the run's
-threshold. Progress goes to standard error; the paths written and then a one-line summary
-are the last lines of standard output.
+Writes one row per reading (module_id, timestamp_s, hazard_probability, level, hazardous,
+reasons, missing, the history the features used, model_version) to --out (.parquet or
+.csv) and, with --events, `<out>.report.json`: training's lead-time and false-alarm
+metrics at the run's warning and alarm levels. Progress goes to standard error; the paths
+written and then a one-line summary are the last lines of standard output.
 
 Exit status: 0 done; 2 the files or arguments cannot be used (every problem is printed);
 3 the run cannot be loaded; 4 Spark cannot start (what to install is printed).
@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from src.data.telemetry_files import TelemetryValidationError, read_events, read_telemetry
 from src.errors import ModelLoadError
+from src.levels import Thresholds
 from src.scoring.batch import (
     DEFAULT_CHUNK_READINGS,
     load_scoring_service,
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     written = [args.out]
     summary = _summary(scored, args.run_id, args.engine)
     if scored.events is not None:
-        report = backtest_report(scores, scored.events, scored.threshold)
+        report = backtest_report(scores, scored.events, scored.thresholds)
         report.update(_sources(args, scored))
         write_report(report, report_path(args.out))
         written.append(report_path(args.out))
@@ -135,7 +136,7 @@ class _SparkUnavailable(RuntimeError):
 class _Scored:
     scores: pd.DataFrame
     events: pd.DataFrame | None
-    threshold: float
+    thresholds: Thresholds
     setup_s: float
     """Loading the model; on Spark also starting the session, broadcasting the model and,
     with --spark-input executors, reading the files."""
@@ -166,7 +167,7 @@ def _score_local(args: argparse.Namespace, settings: Settings) -> _Scored:
             service, telemetry, chunk_readings=args.chunk_readings, progress=progress
         )
     done = time.perf_counter()
-    return _Scored(scores, events, service.model.threshold, loaded - started, done - loaded)
+    return _Scored(scores, events, service.model.thresholds, loaded - started, done - loaded)
 
 
 def _score_spark(args: argparse.Namespace, settings: Settings) -> _Scored:
@@ -201,18 +202,21 @@ def _score_spark(args: argparse.Namespace, settings: Settings) -> _Scored:
     finally:
         scorer.close()
     done = time.perf_counter()
-    return _Scored(scores, events, scorer.threshold, ready - started, done - ready)
+    return _Scored(scores, events, scorer.thresholds, ready - started, done - ready)
 
 
 def _summary(scored: _Scored, run_id: str, engine: str) -> str:
     scores = scored.scores
     rate = len(scores) / scored.score_s if scored.score_s > 0 else float("inf")
-    flagged = float(scores["hazardous"].mean()) if len(scores) else 0.0
+    warned = float(scores["level"].isin(["warning", "alarm"]).mean()) if len(scores) else 0.0
+    alarmed = float(scores["hazardous"].mean()) if len(scores) else 0.0
+    thresholds = scored.thresholds
     return (
         f"scored {len(scores):,} readings of {scores['module_id'].nunique():,} modules with run "
         f"{run_id} on {engine} in {scored.score_s:.1f} s ({rate:,.0f} readings/s, after "
-        f"{scored.setup_s:.1f} s of set-up); threshold {scored.threshold:.4g}, "
-        f"{flagged:.2%} flagged"
+        f"{scored.setup_s:.1f} s of set-up); thresholds warning {thresholds.warning:.4g}, "
+        f"alarm {thresholds.alarm:.4g}; {warned:.2%} of readings at warning or above, "
+        f"{alarmed:.2%} at alarm"
     )
 
 

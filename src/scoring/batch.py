@@ -9,7 +9,9 @@ is never split across calls, so its features are exact, and the readings per cal
 bounded so a big fleet never sits in memory as one feature matrix.
 
 The output columns come from the `Predictions` dataclass itself: every field holding one
-value per reading becomes a column, so a field added there appears here unchanged.
+value per reading becomes a column, so a field added there appears here unchanged. Two are
+written as `/predict` answers them: `level` by name (normal, warning, alarm, unknown), and
+followed by `hazardous` (the level is alarm).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from src.data.signals import SIGNAL_NAMES
+from src.levels import LEVEL_NAMES
 from src.readings import ReadingBatch
 from src.services.prediction_service import Predictions, PredictionService
 from src.settings import Settings
@@ -35,6 +38,9 @@ KEY_COLUMNS: tuple[str, ...] = ("module_id", "timestamp_s")
 
 INPUT_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *SIGNAL_NAMES)
 """What scoring reads of the telemetry frame (read_telemetry gives these, and more)."""
+
+CHEMISTRY_COLUMN = "chemistry"
+"""Read too when the frame has it: a reading's chemistry, as a client may send it."""
 
 MODEL_VERSION_COLUMN = "model_version"
 
@@ -63,28 +69,49 @@ def load_scoring_service(settings: Settings) -> PredictionService:
 
 
 def reading_batch(frame: pd.DataFrame) -> ReadingBatch:
-    """The frame's readings as the service's input type (rows in the frame's order)."""
+    """The frame's readings as the service's input type (rows in the frame's order), with
+    each reading's chemistry when the frame has the column (missing ones: None, so the
+    service falls back to HVS_CHEMISTRY as it does for a reading posted without one)."""
+    chemistry = None
+    if CHEMISTRY_COLUMN in frame.columns:
+        given = [v if isinstance(v, str) and v else None for v in frame[CHEMISTRY_COLUMN]]
+        chemistry = given if any(given) else None
     return ReadingBatch(
         module_ids=frame["module_id"].to_numpy(dtype=object),
         timestamps_s=frame["timestamp_s"].to_numpy(dtype=np.float64),
         signals=frame[list(SIGNAL_NAMES)].to_numpy(dtype=np.float64),
+        chemistry=chemistry,
     )
 
 
 def prediction_columns(predictions: Predictions, n_readings: int) -> dict[str, np.ndarray]:
     """Every per-reading field of predictions, in the dataclass's order, plus model_version.
 
-    A field is per-reading when it is an array of n_readings values. Values that are not
-    scalars (a list of reasons, say) are written as JSON text, so that CSV, Parquet and
-    Spark all carry the same column.
+    A field is per-reading when it is an array or a list of n_readings values. Values that
+    are not scalars (a reading's reasons, say) are written as JSON text, so that CSV,
+    Parquet and Spark all carry the same column. `level` is written by name and followed
+    by `hazardous`, as /predict answers them.
     """
     columns: dict[str, np.ndarray] = {}
     for field in dataclasses.fields(predictions):
         value = getattr(predictions, field.name)
+        if isinstance(value, list) and len(value) == n_readings:
+            value = _object_array(value)
         if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n_readings:
-            columns[field.name] = _plain(value)
+            if field.name == "level":
+                columns["level"] = np.asarray(LEVEL_NAMES, dtype=object)[value]
+                columns["hazardous"] = np.asarray(predictions.hazardous, dtype=bool)
+            else:
+                columns[field.name] = _plain(value)
     columns[MODEL_VERSION_COLUMN] = np.full(n_readings, predictions.model_version, dtype=object)
     return columns
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    """A list as a 1-d object array, even when its items are tuples."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _plain(values: np.ndarray) -> np.ndarray:
@@ -107,14 +134,18 @@ def _json_text(value: Any) -> str:
 
 
 def sorted_readings(telemetry: pd.DataFrame) -> pd.DataFrame:
-    """The readings scoring needs, sorted by (module_id, timestamp_s), index 0..n-1."""
+    """The readings scoring needs (and their chemistry, when given), sorted by (module_id,
+    timestamp_s), index 0..n-1."""
     missing = [name for name in INPUT_COLUMNS if name not in telemetry.columns]
     if missing:
         raise ValueError(
             f"the telemetry frame lacks {', '.join(missing)}; read the files with "
             "src.data.telemetry_files.read_telemetry"
         )
-    frame = telemetry.loc[:, list(INPUT_COLUMNS)]
+    columns = list(INPUT_COLUMNS)
+    if CHEMISTRY_COLUMN in telemetry.columns:
+        columns.append(CHEMISTRY_COLUMN)
+    frame = telemetry.loc[:, columns]
     frame = frame.sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
     return frame
 

@@ -42,7 +42,14 @@ import numpy as np
 import pandas as pd
 
 from src.data.signals import SIGNAL_NAMES, SIGNALS
-from src.scoring.batch import INPUT_COLUMNS, KEY_COLUMNS, score_modules, scoring_settings
+from src.levels import Thresholds
+from src.scoring.batch import (
+    CHEMISTRY_COLUMN,
+    INPUT_COLUMNS,
+    KEY_COLUMNS,
+    score_modules,
+    scoring_settings,
+)
 from src.services.model_loader import load_run_artifacts
 from src.services.prediction_service import PredictionService
 from src.settings import Settings
@@ -268,12 +275,14 @@ def _local_cores(master: str) -> int:
 
 
 def input_schema() -> StructType:
-    """What scoring reads: module_id, timestamp_s (epoch seconds) and the 14 signals."""
+    """What scoring reads: module_id, timestamp_s (epoch seconds), the 14 signals and the
+    chemistry (null: not given)."""
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
     fields = [StructField("module_id", StringType(), False)]
     fields += [StructField("timestamp_s", DoubleType(), False)]
     fields += [StructField(name, DoubleType(), True) for name in SIGNAL_NAMES]
+    fields += [StructField(CHEMISTRY_COLUMN, StringType(), True)]
     return StructType(fields)
 
 
@@ -312,7 +321,7 @@ class SparkScorer:
         self.spark = spark
         self.archive = pack_run(settings)
         # The driver's own load of the archive: proves the bytes about to be shipped load
-        # (with the signing key, when one is set), and gives the threshold and the schema.
+        # (with the signing key, when one is set), and gives the thresholds and the schema.
         self.service = load_archive(self.archive, settings)
         self.schema = output_schema(self.service)
         self._broadcast = spark.sparkContext.broadcast(self.archive)
@@ -324,8 +333,8 @@ class SparkScorer:
         )
 
     @property
-    def threshold(self) -> float:
-        return self.service.model.threshold
+    def thresholds(self) -> Thresholds:
+        return self.service.model.thresholds
 
     @property
     def model_version(self) -> str:
@@ -334,8 +343,9 @@ class SparkScorer:
     def score(self, readings: DataFrame) -> DataFrame:
         """Scores of every reading (a lazy DataFrame; rows in no particular order).
 
-        readings needs module_id, timestamp_s and the 14 signals (input_schema); each
-        module's rows must be all its readings, validated as read_telemetry validates.
+        readings needs module_id, timestamp_s, the 14 signals and chemistry (input_schema;
+        read_telemetry_spark gives them); each module's rows must be all its readings,
+        validated as read_telemetry validates.
         """
         key, broadcast, schema = self._key, self._broadcast, self.schema
         names = schema.fieldNames()
@@ -343,12 +353,16 @@ class SparkScorer:
         def score_group(module: pd.DataFrame) -> pd.DataFrame:
             return score_modules(_service_of(key, broadcast), module)[names]
 
-        columns = readings.select(*INPUT_COLUMNS)
+        columns = readings.select(*INPUT_COLUMNS, CHEMISTRY_COLUMN)
         return columns.groupBy("module_id").applyInPandas(score_group, schema)
 
     def dataframe(self, telemetry: pd.DataFrame) -> DataFrame:
         """A validated pandas frame (read_telemetry's) as a Spark DataFrame of readings."""
         frame = telemetry.loc[:, list(INPUT_COLUMNS)]
+        given = telemetry[CHEMISTRY_COLUMN] if CHEMISTRY_COLUMN in telemetry.columns else None
+        frame[CHEMISTRY_COLUMN] = (
+            None if given is None else [v if isinstance(v, str) and v else None for v in given]
+        )
         return self.spark.createDataFrame(frame, schema=input_schema())
 
     def score_pandas(self, telemetry: pd.DataFrame) -> pd.DataFrame:

@@ -4,8 +4,10 @@ For a fleet whose files do not fit the driver: one task per file runs `read_tele
 that file, so every check on a file's own rows (columns, types, units, ranges, ids,
 timestamps, duplicates and rack/chemistry within the file) is exactly the single-machine
 one, and timestamps are converted as the API converts them. What only shows across files
-(the same reading in two files, a module with two racks or chemistries) is checked here
-in Spark, with the same kinds of problem. All problems, of all files, are raised together
+(the same module and moment in two files, a module with two racks or chemistries) is
+checked here in Spark, with the same kinds of problem and the same rule: a reading that
+two files hold with the same values is kept once (an export run twice), one held with
+other values is a problem. All problems, of all files, are raised together
 in one `TelemetryValidationError`, as `read_telemetry` raises them.
 
 Spark's own CSV reader is not used on purpose: it would parse timestamps and numbers its
@@ -17,6 +19,7 @@ executor (a shared file system, e.g. NFS or a mounted object store).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +33,8 @@ from src.data.signals import SIGNAL_NAMES
 from src.data.telemetry_checks import Problem, ProblemLog, TelemetryValidationError, where
 from src.data.telemetry_files import read_telemetry
 from src.scoring.batch import INPUT_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -110,7 +115,7 @@ def read_telemetry_spark(
             log.extend(kind, count, [p for p in problems if p.kind == kind])
     readings = read.filter(F.col(_PROBLEMS).isNull()).drop(_PROBLEMS)
     if len(files) > 1:
-        _check_across_files(readings, log)
+        readings = _check_across_files(readings, log)
     if not log and readings.limit(1).count() == 0:
         log.add(Problem("unreadable_file", f"{path}: no readings; the files are empty"))
     if log:
@@ -119,21 +124,42 @@ def read_telemetry_spark(
     return readings
 
 
-def _check_across_files(readings: DataFrame, log: ProblemLog) -> None:
+def _check_across_files(readings: DataFrame, log: ProblemLog) -> DataFrame:
     """What read_telemetry checks across its files: the same module and moment twice, and
-    a module with two racks or chemistries. Within one file, the executor did it."""
+    a module with two racks or chemistries. Within one file, the executor did it. Returns
+    the readings with a reading repeated exactly (same values) in another file kept once,
+    in the first file."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     place = F.struct("file_index", "source_row", "source_file")
+    # The signals as one value (nulls included), to tell a copy from a conflict.
+    values = F.to_json(F.array(*(F.col(name).cast("string") for name in SIGNAL_NAMES)))
     repeated = (
         readings.groupBy("module_id", "timestamp_s")
-        .agg(F.count("*").alias("n"), F.sort_array(F.collect_list(place)).alias("places"))
+        .agg(
+            F.count("*").alias("n"),
+            F.size(F.collect_set(values)).alias("distinct"),
+            F.sort_array(F.collect_list(F.struct(place.alias("place"), values))).alias("all"),
+        )
         .filter(F.col("n") > 1)
+        .persist()
     )
-    total = repeated.agg(F.sum(F.col("n") - 1)).first()[0] or 0
+    conflicting = repeated.filter(F.col("distinct") > 1)
+    total = conflicting.agg(F.sum(F.col("n") - 1)).first()[0] or 0
     if total:
-        shown = repeated.orderBy(F.col("places")[1]).limit(log.limit).collect()
+        shown = conflicting.orderBy(F.col("all")[1]["place"]).limit(log.limit).collect()
         log.extend("duplicate_reading", int(total), _duplicates(shown))
+    copies = repeated.filter(F.col("distinct") == 1).agg(F.sum(F.col("n") - 1)).first()[0] or 0
+    repeated.unpersist()
+    if copies:
+        logger.info("%d reading(s) held by two files with the same values, kept once", copies)
+        first = Window.partitionBy("module_id", "timestamp_s").orderBy("file_index", "source_row")
+        readings = (
+            readings.withColumn("_copy", F.row_number().over(first))
+            .filter(F.col("_copy") == 1)
+            .drop("_copy")
+        )
     for column in OPTIONAL_COLUMNS:
         values = (
             readings.filter(F.col(column).isNotNull())
@@ -158,20 +184,22 @@ def _check_across_files(readings: DataFrame, log: ProblemLog) -> None:
                     column=column,
                 )
             )
+    return readings
 
 
 def _duplicates(groups: list) -> Iterator[Problem]:
     for group in groups:
-        first = group["places"][0]
-        for place in group["places"][1:]:
+        places = [item["place"] for item in group["all"]]
+        first = places[0]
+        for place in places[1:]:
             file, row = place["source_file"], int(place["source_row"])
             moment = np.datetime64(round(group["timestamp_s"] * 1e6), "us")
             yield Problem(
                 "duplicate_reading",
                 f"{where('timestamp', file, row)}: {group['module_id']} at "
                 f"{np.datetime_as_string(moment, unit='ms')}Z is already in "
-                f"{first['source_file']} row {first['source_row']}; keep one reading per "
-                "module and moment (do two files overlap in time?)",
+                f"{first['source_file']} row {first['source_row']} with other values; keep one "
+                "reading per module and moment (do two files overlap in time?)",
                 file=file,
                 row=row,
                 column="timestamp",

@@ -1,7 +1,17 @@
-"""`python -m src.training`: train a model on simulated telemetry and log it to MLflow.
+"""`python -m src.training`: train a model on simulated telemetry, or on a site's own
+files, and log it to MLflow.
+
+    python -m src.training [--small]                                   # the simulator
+    python -m src.training --telemetry site/telemetry --events site/events.csv \
+        [--mix-simulated] [--small]                                    # your own data
+
+With --telemetry the files are checked before anything is trained (every problem is
+printed, naming file, row and column), their data report is printed and logged with the
+run, and too little data is refused with what is missing (docs/own-data.md).
 
 The run id is the last line of standard output, alone, so scripts can take it with
-`tail -n 1`; progress bars and logs go to standard error.
+`tail -n 1`; progress bars and logs go to standard error. Exit status: 0 trained; 1 a
+signing key or argument problem; 2 the files cannot be used or are too few.
 """
 
 from __future__ import annotations
@@ -9,15 +19,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from src.data.signals import SIGNAL_NAMES
+from src.data.telemetry_files import TelemetryValidationError
+from src.data.telemetry_report import format_report
 from src.errors import ModelLoadError
 from src.model_artifacts import read_signing_key
 from src.training.config import TrainingConfig, small_config
+from src.training.files import (
+    NotEnoughDataError,
+    format_splits,
+    read_own_data,
+    train_on_own_data,
+)
 from src.training.tracking import DEFAULT_EXPERIMENT, log_run
 from src.training.train import train
 
@@ -52,6 +71,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-holdout",
         action="store_true",
         help="skip the leave-one-family-out runs (one more model per fault kind and chemistry)",
+    )
+    parser.add_argument(
+        "--telemetry",
+        type=Path,
+        metavar="PATH",
+        help="train on this site's telemetry: a CSV/Parquet file or a folder of them "
+        "(docs/own-data.md); needs --events",
+    )
+    parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="PATH",
+        help="the site's incident log (module_id, onset[, fault_type, event_id]), with --telemetry",
+    )
+    parser.add_argument(
+        "--mix-simulated",
+        action="store_true",
+        help="with --telemetry: add simulated sites (the --small or default site) to training "
+        "and validation; the test split stays the site's own",
     )
     parser.add_argument(
         "--signing-key-file",
@@ -143,15 +181,47 @@ def main(argv: list[str] | None = None) -> int:
             f"--absent-signals names {', '.join(unknown)}: not signals ({', '.join(SIGNAL_NAMES)})"
         )
     config = replace(config, absent_signals=absent, holdout=config.holdout and not args.no_holdout)
+    problem = _file_arguments_problem(args)
+    if problem:
+        sys.stderr.write(f"python -m src.training: {problem}\n")
+        return 2
     mlruns = args.mlruns_dir.expanduser().resolve()
     mlruns.mkdir(parents=True, exist_ok=True)
-    logger.info("training %s model into %s", "a small" if args.small else "the default", mlruns)
+    data = None
     bars = _Bars()
     try:
-        result = train(config, progress=bars)
+        if args.telemetry is None:
+            logger.info(
+                "training %s model into %s", "a small" if args.small else "the default", mlruns
+            )
+            result = train(config, progress=bars)
+        else:
+            started = time.perf_counter()
+            try:
+                own = read_own_data(args.telemetry, args.events, config.label_horizon_s)
+                read = time.perf_counter()
+                logger.info("data report:\n%s", format_report(own.report))
+                result, data = train_on_own_data(own, config, args.mix_simulated, bars)
+            except (TelemetryValidationError, NotEnoughDataError) as error:
+                sys.stderr.write(f"{error}\n")
+                return 2
+            done = time.perf_counter()
+            readings = own.report["readings"]
+            logger.info(
+                "%s\nread and checked %s readings in %.1f s (%s/s); trained on %s in %.1f s "
+                "(%s readings of the site's files/s)",
+                format_splits(data["report"]["splits"]),
+                f"{readings:,}",
+                read - started,
+                f"{readings / (read - started):,.0f}",
+                data["params"]["data.source"],
+                done - read,
+                f"{readings / (done - read):,.0f}",
+            )
     finally:
         bars.close()
-    logger.info("evaluation (test site, never seen):\n%s", headline(result.metrics))
+    tested_on = "test site" if data is None else "the site's own test modules"
+    logger.info("evaluation (%s, never seen):\n%s", tested_on, headline(result.metrics))
     logger.info("logging the run to MLflow at %s", mlruns)
     try:
         key = None if args.signing_key_file is None else read_signing_key(args.signing_key_file)
@@ -163,10 +233,31 @@ def main(argv: list[str] | None = None) -> int:
         tracking_uri=mlruns.as_uri(),
         experiment_name=args.experiment,
         signing_key=key,
+        data=data,
     )
     logger.info("serve it with: BEST_MLFLOW_RUN_ID=%s make serve", run_id)
     sys.stdout.write(f"{run_id}\n")
     return 0
+
+
+def _file_arguments_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the combination of --telemetry, --events and --mix-simulated."""
+    if args.telemetry is None:
+        if args.events is not None:
+            return "--events needs --telemetry: pass the site's telemetry files too"
+        if args.mix_simulated:
+            return "--mix-simulated adds simulated data to --telemetry: pass the site's files"
+        return None
+    if args.events is None:
+        return (
+            "--telemetry needs --events: the incident log (module_id, onset) the readings are "
+            "labelled from; without incidents there is nothing to learn or to judge a warning "
+            "by (docs/own-data.md, Events)"
+        )
+    for flag, path in (("--telemetry", args.telemetry), ("--events", args.events)):
+        if not path.exists():
+            return f"{flag} {path}: no such file or folder; give a CSV/Parquet file or a folder"
+    return None
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from src.data.labels import hazard_labels
+from src.data.labels import hazard_labels, label_times
 from src.data.signals import SIGNAL_NAMES
 from src.data.simulator import fault_plan, simulate
 from src.features.engineering import chemistry_codes, compute_features
@@ -94,11 +94,9 @@ def guard_levels(frame: pd.DataFrame, features: np.ndarray, chemistry: np.ndarra
 
 
 def labels_of(frame: pd.DataFrame, horizon_s: float) -> np.ndarray:
-    """Hazardous when onset follows within horizon_s of the reading's true time."""
-    time = frame["true_time_s"] if "true_time_s" in frame.columns else frame["timestamp_s"]
-    return hazard_labels(
-        time.to_numpy(dtype=np.float64), frame["onset_s"].to_numpy(dtype=np.float64), horizon_s
-    )
+    """Hazardous when onset follows within horizon_s of the reading's time (its true time
+    where known: label_times)."""
+    return hazard_labels(label_times(frame), frame["onset_s"].to_numpy(dtype=np.float64), horizon_s)
 
 
 def prepare(

@@ -31,6 +31,7 @@ from src.model_artifacts import (
 )
 from src.services.model_store import configure_mlflow_environment
 from src.training.config import TrainingConfig
+from src.training.files import simulator_record
 from src.training.train import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,16 @@ def log_run(
     tracking_uri: str,
     experiment_name: str = DEFAULT_EXPERIMENT,
     signing_key: bytes | None = None,
+    data: dict[str, Any] | None = None,
 ) -> str:
-    """Log params, metrics, model, scaler, feature list, threshold and digests; return run id."""
+    """Log params, metrics, model, scaler, feature list, threshold and digests; return run id.
+
+    data: what the run was trained on (src/training/files.data_record): its `params`
+    (data.source, data.schema_version, paths, SHA-256 digests, counts per split) are
+    logged as params, its `report` as DATA_REPORT_FILE and its `text` as
+    DATA_REPORT_TEXT_FILE. None: the simulator.
+    """
+    data = simulator_record() if data is None else data
     configure_mlflow_environment()
     import mlflow
     import mlflow.xgboost
@@ -122,7 +131,11 @@ def log_run(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment_name)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
-        mlflow.log_params(config.as_params())
+        params = config.as_params()
+        if data["params"]["data.source"] == "files":  # no simulated site was drawn
+            params = {k: v for k, v in params.items() if not k.startswith("simulation.")}
+        mlflow.log_params(params)
+        mlflow.log_params(data["params"])
         mlflow.log_params(
             {"feature_set_version": FEATURE_SET_VERSION, "n_features": len(result.feature_names)}
         )
@@ -148,6 +161,9 @@ def log_run(
         joblib.dump(result.scaler, run_dir / SCALER_FILE)
         _write_json(run_dir / SERVING_CONFIG_FILE, serving_config(result, config, trained_by))
         _write_json(run_dir / BASELINE_FILE, feature_baseline(result))
+        if data["report"] is not None:
+            _write_json(run_dir / DATA_REPORT_FILE, data["report"])
+            (run_dir / DATA_REPORT_TEXT_FILE).write_text(data["text"] + "\n", encoding="utf-8")
         result.levels.curve.to_csv(run_dir / LEVELS_CURVE_FILE, index=False)
         _plot_levels(result, run_dir / LEVELS_PLOT_FILE)
         if result.onnx_model is not None:
@@ -174,6 +190,8 @@ def log_run(
     return run.info.run_id
 
 
+DATA_REPORT_FILE = "data_report.json"
+DATA_REPORT_TEXT_FILE = "data_report.txt"
 LEVELS_CURVE_FILE = "alarm_levels_curve.csv"
 LEVELS_PLOT_FILE = "alarm_levels.png"
 

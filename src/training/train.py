@@ -73,7 +73,8 @@ class TrainingResult:
 def fit_scaler(features: np.ndarray) -> StandardScaler:
     """StandardScaler, made total: a feature never seen (all missing, e.g. the chemistry of
     a site that declares none) is centred at 0 and scaled by 1 instead of NaN."""
-    scaler = StandardScaler().fit(features)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the all-missing columns, below
+        scaler = StandardScaler().fit(features)
     scaler.mean_ = np.nan_to_num(scaler.mean_, nan=0.0)
     usable = np.isfinite(scaler.scale_) & (scaler.scale_ > 0)
     scaler.scale_ = np.where(usable, scaler.scale_, 1.0)
@@ -259,7 +260,8 @@ def _holdouts(
     train, validation, test = sets["train"], sets["validation"], sets["test"]
     families = [("fault_type", kind) for kind in sorted(set(train.frame["fault_type"]) - {"none"})]
     if "chemistry" in train.frame.columns:
-        families += [("chemistry", name) for name in sorted(set(train.frame["chemistry"]))]
+        named = {name for name in train.frame["chemistry"] if isinstance(name, str) and name}
+        families += [("chemistry", name) for name in sorted(named)]  # "": unknown, no family
     rng = np.random.default_rng(config.seed + 1)
     for column, value in families:
         keep_train = train.frame[column].to_numpy() != value
@@ -273,6 +275,8 @@ def _holdouts(
         if keep_train.all() or not keep_train.any() or not keep_test.any():
             continue
         features, labels = training_rows(_subset(train, keep_train), rng)
+        if not labels.any():  # that family held every event (a site's "unknown" faults)
+            continue
         booster, scaler = fit(
             features,
             labels,
