@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         BEST_MLFLOW_RUN_ID=run_id,
         MLFLOW_TRACKING_URI=mlruns.as_uri(),
         HVS_LOG_FORMAT="text",
-        HVS_LOG_LEVEL="WARNING",
+        HVS_LOG_LEVEL="ERROR",  # the audit trail (WARNING) would mix into the report
     )
     app = create_app(settings, load="now")
     service = get_service(app)
