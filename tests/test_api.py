@@ -485,3 +485,22 @@ def test_explain_top_zero_turns_explanations_off(settings, payload_hazardous, ca
 )
 def test_explain_is_a_boolean_beside_readings_or_columns(client, body, field):
     assert_error(client.post("/predict", json=body), 422, "invalid_input", field)
+
+
+def test_the_explain_query_flag_explains_a_lone_reading(client, payload_normal):
+    lone = json.loads(payload_normal)["readings"][0]  # a healthy module: normal
+    for query, explained in (("?explain=true", True), ("?explain=false", False), ("", False)):
+        response = client.post(f"/predict{query}", json=lone)
+        assert response.status_code == 200, response.get_json()
+        prediction = response.get_json()["predictions"][0]
+        assert prediction["level"] == "normal"
+        assert (prediction["explanation"] is not None) == explained
+    either = client.post("/predict?explain=false", json={"readings": [lone], "explain": True})
+    assert either.get_json()["predictions"][0]["explanation"] is not None
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE", "", "<script>"])
+def test_an_explain_query_other_than_true_or_false_is_a_422_naming_it(client, value):
+    response = client.post(f"/predict?explain={value}", json=reading())
+    assert_error(response, 422, "invalid_input", "explain (query)")
+    assert not value or value not in response.get_data(as_text=True)  # not echoed

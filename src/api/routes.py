@@ -31,11 +31,13 @@ def predict() -> Response:
             "the one in test_payload.json with Content-Type: application/json",
             [{"field": "(body)", "problem": "not valid JSON"}],
         ) from None
+    explain_all = schemas.explain_query(request.args.get("explain"))
     settings = service.settings
     batch = schemas.parse_predict_request(
         body, settings.max_batch_readings, time.time() + settings.max_clock_ahead_s
     )
-    predictions = service.predict(batch, explain_all=schemas.explain_requested(body))
+    explain_all = explain_all or schemas.explain_requested(body)
+    predictions = service.predict(batch, explain_all=explain_all)
     audit.log_hazard_readings(batch, predictions, request_ids.current())
     return json_response(prediction_body(batch, predictions))
 

@@ -290,6 +290,22 @@ def explain_requested(body: dict[str, Any]) -> bool:
     return body.get("explain") is True
 
 
+EXPLAIN_QUERY_VALUES = ("true", "false")
+
+
+def explain_query(value: str | None) -> bool:
+    """Whether `?explain=` asks to explain every reading: `true` or `false`, absent is
+    false. The query suits a lone reading object, whose body has no room for options."""
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise InvalidInputError(
+        'the query parameter "explain" must be true or false (or absent)',
+        [{"field": "explain (query)", "problem": "not true or false"}],
+    )
+
+
 def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     if "readings" not in body:
         body = {"readings": [body]}
