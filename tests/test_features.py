@@ -17,7 +17,6 @@ from src.features.engineering import (
     FEATURE_GROUPS,
     FEATURE_NAMES,
     HISTORY_GROUP,
-    feature_group,
     RATE_MAX_GAP_S,
     RATE_MIN_GAP_S,
     RATE_SIGNALS,
@@ -27,6 +26,7 @@ from src.features.engineering import (
     WINDOW_S,
     WINDOW_SIGNALS,
     compute_features,
+    feature_group,
 )
 
 
