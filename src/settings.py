@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     """Signals this site has no sensor for (comma-separated, e.g. `voc_ppm`): a reading
     lacking them is not `unknown`, and only a run trained without them is served."""
 
+    explain_top: int = Field(3, ge=0, le=32, validation_alias="HVS_EXPLAIN_TOP")
+    """How many signals an explanation lists (largest contribution to the log-odds first).
+    Readings at warning or alarm carry one without being asked, and so do their audit log
+    lines; a request's `"explain": true` asks for every reading. 0 turns explanations off:
+    none is computed, and every prediction's `explanation` is null."""
+
     # ------------------------------------------------------------------ module history
     history: bool = Field(True, validation_alias="HVS_HISTORY")
     """Keep each module's recent readings, so a reading posted alone is scored with its

@@ -22,6 +22,7 @@ from src.errors import ModelLoadError, ModelNotReadyError
 from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
 from src.levels import (
     ALARM,
+    WARNING,
     Thresholds,
     combine,
     guard_hits,
@@ -32,6 +33,7 @@ from src.levels import (
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
+from src.services.explanations import Explainer, Explanation
 from src.services.history import HistorySource, HistoryStore, ModuleHistory, history_extent
 from src.services.metrics import PredictionMetrics
 from src.services.model_loader import RunArtifacts, load_run_artifacts
@@ -65,6 +67,9 @@ class Predictions:
     history_source: HistorySource
     """`store`: the module's stored history and the request; `request`: the request alone
     (history off, or the store unavailable)."""
+    explanations: list[Explanation | None]
+    """Per reading, its top contributing signals, or None: computed only for readings at
+    warning or alarm and, when the caller asked, for all (settings.explain_top > 0)."""
 
     @property
     def hazardous(self) -> np.ndarray:
@@ -81,6 +86,7 @@ class Predictions:
             missing=[self.missing[i] for i in rows],
             history_s=self.history_s[rows],
             history_readings=self.history_readings[rows],
+            explanations=[self.explanations[i] for i in rows],
         )
 
 
@@ -98,6 +104,8 @@ class LoadedModel:
     onnx_session: Any
     """onnxruntime session of the run's ONNX copy, used for requests of few readings."""
     onnx_max_rows: int
+    explainer: Explainer
+    """The booster's contributions, grouped by raw signal (explanations)."""
     load_seconds: float = 0.0
 
     @property
@@ -245,21 +253,30 @@ class PredictionService:
         thread.start()
         return thread
 
-    def predict(self, batch: ReadingBatch, timings: dict[str, float] | None = None) -> Predictions:
+    def predict(
+        self,
+        batch: ReadingBatch,
+        timings: dict[str, float] | None = None,
+        explain_all: bool = False,
+    ) -> Predictions:
         """Score the batch; its readings join their modules' history (when it is on). A
         reading repeated in the batch is scored once, and each copy answered alike.
+        Readings at warning or alarm are explained, and all of them with explain_all
+        (none when settings.explain_top is 0).
         timings: when given, filled with the CPU seconds of each stage (the profile's)."""
         if batch.repeats is None:
-            return self._predict(batch, timings)
+            return self._predict(batch, timings, explain_all)
         originals = np.flatnonzero(batch.repeats < 0)
-        answered = self._predict(batch.select(originals), timings)
+        answered = self._predict(batch.select(originals), timings, explain_all)
         position = np.empty(len(batch), dtype=np.int64)
         position[originals] = np.arange(originals.size)
         repeated = batch.repeats >= 0
         position[repeated] = position[batch.repeats[repeated]]
         return answered.select(position)
 
-    def _predict(self, batch: ReadingBatch, timings: dict[str, float] | None) -> Predictions:
+    def _predict(
+        self, batch: ReadingBatch, timings: dict[str, float] | None, explain_all: bool
+    ) -> Predictions:
         lap = _Laps(timings)
         model = self.model
         batch = self._without_absent(batch)
@@ -281,6 +298,8 @@ class PredictionService:
             missing_groups(batch.signals, self._absent),
         )
         lap("levels")
+        explanations = self._explain(model, levels.level, scaled, every, explain_all)
+        lap("explain")
         if self._metrics is not None:
             self._metrics.observe_predictions(probabilities, levels)
             self._metrics.observe_history(history_s)
@@ -295,7 +314,34 @@ class PredictionService:
             history_s=history_s,
             history_readings=history_readings,
             history_source=context.source,
+            explanations=explanations,
         )
+
+    def _explain(
+        self,
+        model: LoadedModel,
+        level: np.ndarray,
+        scaled: np.ndarray,
+        every: np.ndarray,
+        explain_all: bool,
+    ) -> list[Explanation | None]:
+        """Explanations of the readings that asked or alarmed, None for the others: the
+        contributions cost about as much as the trees' scoring, so most readings skip it."""
+        top = self.settings.explain_top
+        explanations: list[Explanation | None] = [None] * len(level)
+        if top == 0:
+            return explanations
+        if explain_all:
+            rows = np.arange(len(level))
+        else:
+            rows = np.flatnonzero((level == WARNING) | (level == ALARM))
+            if not rows.size:
+                return explanations
+        for row, explanation in zip(
+            rows.tolist(), model.explainer.explain(scaled[rows], every[rows], top), strict=True
+        ):
+            explanations[row] = explanation
+        return explanations
 
     def _without_absent(self, batch: ReadingBatch) -> ReadingBatch:
         """Signals the site declared absent are missing, whatever a gateway sends for them:
@@ -357,6 +403,7 @@ def _load_model(settings: Settings) -> LoadedModel:
         feature_columns=np.array([FEATURE_NAMES.index(n) for n in config.feature_names]),
         onnx_session=session,
         onnx_max_rows=settings.onnx_max_rows if session is not None else 0,
+        explainer=Explainer(booster, config.feature_names, settings.xgboost_nthread),
     )
 
 
@@ -423,3 +470,5 @@ def _warm_up(model: LoadedModel) -> None:
         batch = ReadingBatch(["warm-up"] * size, 10.0 * np.arange(size), references)
         if not np.all(np.isfinite(model.score(batch))):
             raise ModelLoadError("the warm-up prediction was not a finite probability")
+    every = model.all_features(batch)
+    model.explainer.explain(model.scale(every[:, model.feature_columns]), every, 1)
