@@ -174,6 +174,52 @@ def log_run(
     return run.info.run_id
 
 
+def register_model(tracking_uri: str, run_id: str, name: str, alias: str | None = None) -> str:
+    """Register the run's logged model as a new version of `name` (created if new), point
+    `alias` at it when given, and return the version: what MODEL_URI=models:/... serves."""
+    configure_mlflow_environment()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    run = client.get_run(run_id)
+    logged = next(
+        (
+            model
+            for model in (client.get_logged_model(o.model_id) for o in run.outputs.model_outputs)
+            if model.name == MODEL_NAME
+        ),
+        None,
+    )
+    if logged is None:
+        raise ValueError(f"run {run_id} has no logged model named {MODEL_NAME!r} to register")
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(
+        name, source=logged.model_uri, run_id=run_id, model_id=logged.model_id
+    )
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version.version)
+    logger.info(
+        "registered model",
+        extra={"run_id": run_id, "model": name, "version": version.version, "alias": alias},
+    )
+    return str(version.version)
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    """Point `alias` of registered model `name` at `version`: how a model is switched or
+    rolled back while the service runs (it polls the alias)."""
+    configure_mlflow_environment()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client.set_registered_model_alias(name, alias, version)
+
+
 LEVELS_CURVE_FILE = "alarm_levels_curve.csv"
 LEVELS_PLOT_FILE = "alarm_levels.png"
 
