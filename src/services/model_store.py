@@ -146,8 +146,13 @@ class ModelStore:
     @property
     def client(self) -> Any:
         if self._client is None:
+            import mlflow
             from mlflow.tracking import MlflowClient
 
+            # MLflow's file registry opens a default client inside get_model_version: left
+            # unset, that is a new sqlite mlflow.db in the working folder (read-only in the
+            # container), which knows no run. This process reads one store only.
+            mlflow.set_tracking_uri(self.uri)
             self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 

@@ -189,7 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     logger.info("serve it with: BEST_MLFLOW_RUN_ID=%s make serve", run_id)
     if args.register:
-        version = register_model(tracking_uri, run_id, args.register, args.alias)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = register_model(tracking_uri, run_id, args.register, args.alias)
+        except (MlflowException, ValueError) as error:
+            sys.exit(
+                f"run {run_id} is logged but registering it as {args.register!r} failed "
+                f"({getattr(error, 'message', error)}); once fixed, register it without "
+                f"training again: python -m src.training.runs register {run_id} "
+                f"--name {args.register}" + (f" --alias {args.alias}" if args.alias else "")
+            )
         logger.info(
             "registered as %s version %s%s: serve it with MODEL_URI=models:/%s%s",
             args.register,

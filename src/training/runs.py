@@ -59,12 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         if run_id:
             sys.stdout.write(f"{run_id}\n")
         return 0
+    from mlflow.exceptions import MlflowException
+
     tracking_uri = _as_uri(args.tracking_uri)
-    if args.command == "register":
-        version = register_model(tracking_uri, args.run_id, args.name, args.alias)
-        sys.stdout.write(f"{version}\n")
-    else:
-        set_alias(tracking_uri, args.name, args.alias, args.version)
+    try:
+        if args.command == "register":
+            version = register_model(tracking_uri, args.run_id, args.name, args.alias)
+            sys.stdout.write(f"{version}\n")
+        else:
+            set_alias(tracking_uri, args.name, args.alias, args.version)
+    except (MlflowException, ValueError) as error:
+        sys.exit(f"{args.command} failed in {tracking_uri}: {getattr(error, 'message', error)}")
     return 0
 
 

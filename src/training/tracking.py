@@ -178,9 +178,13 @@ def register_model(tracking_uri: str, run_id: str, name: str, alias: str | None 
     """Register the run's logged model as a new version of `name` (created if new), point
     `alias` at it when given, and return the version: what MODEL_URI=models:/... serves."""
     configure_mlflow_environment()
+    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    # create_model_version looks the logged model up in the global tracking store, not
+    # the client's (else a fresh sqlite mlflow.db in the working folder would be asked)
+    mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     run = client.get_run(run_id)
     logged = next(
@@ -214,9 +218,21 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     """Point `alias` of registered model `name` at `version`: how a model is switched or
     rolled back while the service runs (it polls the alias)."""
     configure_mlflow_environment()
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as error:
+        try:
+            found = client.search_model_versions(f"name='{name}'")
+            versions = ", ".join(sorted((str(v.version) for v in found), key=int)) or "none"
+        except MlflowException:
+            versions = "none (is the name right?)"
+        raise ValueError(
+            f"{name!r} has no version {version} ({error.message}); its versions: {versions}"
+        ) from None
     client.set_registered_model_alias(name, alias, version)
 
 
