@@ -47,6 +47,7 @@ STAGES = (
     "predict",
     "levels",
     "metrics",
+    "drift",
     "serialize",
 )
 

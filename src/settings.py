@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     """Override of the run's `alarm` threshold (a probability in (0, 1), not below the
     warning one); unset: the run's."""
 
+    drift_window_readings: int = Field(
+        1000, ge=0, le=1_000_000, validation_alias="HVS_DRIFT_WINDOW_READINGS"
+    )
+    """Each worker compares its last this-many scored readings with the run's training
+    baseline (hvs_drift_out_of_range_ratio, hvs_drift_psi per signal); 0: off."""
+
     verify_digests: bool = Field(True, validation_alias="HVS_VERIFY_DIGESTS")
     """Check every artifact against the SHA-256 digests recorded at training before use."""
 

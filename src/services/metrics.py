@@ -11,6 +11,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from src.levels import LEVEL_NAMES, Levels
+from src.services.drift import DriftFigures
 from src.services.model_store import RunLocation
 
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -83,6 +84,23 @@ class PredictionMetrics:
             registry=registry,
         )
         self._served_labels: tuple[str, str, str] | None = None
+        self.drift_out_of_range = Gauge(
+            "hvs_drift_out_of_range_ratio",
+            "Share of a worker's recent readings (HVS_DRIFT_WINDOW_READINGS) whose signal "
+            "lies outside the training range [q01, q99] (about 0.02 without drift); the "
+            "highest over live workers",
+            ["signal"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.drift_psi = Gauge(
+            "hvs_drift_psi",
+            "Population stability index of a worker's recent readings of the signal "
+            "against training, over the baseline's quantile bins; the highest over workers",
+            ["signal"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.history_seconds = Histogram(
             "hvs_history_seconds",
             "Seconds of the module's history each scored reading's features had",
@@ -121,6 +139,12 @@ class PredictionMetrics:
 
     def observe_history(self, seconds: np.ndarray) -> None:
         observe_many(self.history_seconds, seconds, HISTORY_BUCKETS)
+
+    def observe_drift(self, figures: DriftFigures) -> None:
+        for i, signal in enumerate(figures.signals):
+            if figures.readings[i] > 0:
+                self.drift_out_of_range.labels(signal=signal).set(figures.out_of_range_ratio[i])
+                self.drift_psi.labels(signal=signal).set(figures.psi[i])
 
     def observe_model_loaded(self, location: RunLocation, load_seconds: float) -> None:
         """The worker serves this model now; the one it served before, if any, is 0 (a

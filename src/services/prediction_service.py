@@ -32,6 +32,7 @@ from src.levels import (
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
+from src.services.drift import DriftWindow
 from src.services.history import HistorySource, HistoryStore, ModuleHistory, history_extent
 from src.services.metrics import PredictionMetrics
 from src.services.model_loader import RunArtifacts, load_run_artifacts
@@ -39,6 +40,9 @@ from src.services.model_store import ModelTarget
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+DRIFT_PUBLISH_S = 1.0
+"""Drift gauges are refreshed at most this often per worker."""
 
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
@@ -100,6 +104,8 @@ class LoadedModel:
     """onnxruntime session of the run's ONNX copy, used for requests of few readings."""
     onnx_max_rows: int
     load_seconds: float = 0.0
+    baseline: dict[str, Any] | None = None
+    """The run's baseline.json: the training distribution drift is measured against."""
     threshold_override: Thresholds | None = None
     """The operator's HVS_WARNING_THRESHOLD / HVS_ALARM_THRESHOLD merged with the run's."""
 
@@ -202,6 +208,8 @@ class PredictionService:
                 on_evicted=metrics.history_evictions.inc,
             )
         self._model: LoadedModel | None = None
+        self._drift: tuple[LoadedModel, DriftWindow] | None = None
+        self._drift_published = 0.0
         self._load_error: str | None = None
         self._lock = threading.Lock()
 
@@ -241,6 +249,7 @@ class PredictionService:
                     self._load_error = message
                 raise ModelLoadError(message) from error
             model = replace(model, load_seconds=time.perf_counter() - started)
+            self._drift = self._drift_window(model)
             self._model = model  # one reference swap: a request holds the model it began with
             self._load_error = None
         registered = model.artifacts.location.registered
@@ -327,6 +336,8 @@ class PredictionService:
             self._metrics.observe_predictions(probabilities, levels)
             self._metrics.observe_history(history_s)
         lap("metrics")
+        self._observe_drift(model, every[:n_request])
+        lap("drift")
         return Predictions(
             model_version=model.run_id,
             thresholds=model.thresholds,
@@ -338,6 +349,32 @@ class PredictionService:
             history_readings=history_readings,
             history_source=context.source,
         )
+
+    def _drift_window(self, model: LoadedModel) -> tuple[LoadedModel, DriftWindow] | None:
+        """A fresh window against this model's baseline (a new run: a new reference)."""
+        size = self.settings.drift_window_readings
+        if size == 0 or model.baseline is None:
+            return None
+        known = model.baseline.get("features", {})
+        signals = [n for n in SIGNAL_NAMES if n in known and n not in self._absent]
+        columns = [FEATURE_NAMES.index(n) for n in signals]
+        try:
+            return model, DriftWindow(model.baseline, signals, columns, size)
+        except (ValueError, KeyError, TypeError) as error:  # an older run's baseline
+            logger.warning("no drift figures for run %s: %s", model.run_id, error)
+            return None
+
+    def _observe_drift(self, model: LoadedModel, features: np.ndarray) -> None:
+        drift = self._drift
+        if drift is None or drift[0] is not model:
+            return
+        drift[1].observe(features)
+        now = time.monotonic()
+        # Publishing writes 2 gauges per signal to the metrics files: once a second is
+        # plenty for a 15 s scrape, and keeps that cost off most requests.
+        if self._metrics is not None and now - self._drift_published >= DRIFT_PUBLISH_S:
+            self._drift_published = now
+            self._metrics.observe_drift(drift[1].figures())
 
     def _without_absent(self, batch: ReadingBatch) -> ReadingBatch:
         """Signals the site declared absent are missing, whatever a gateway sends for them:
@@ -407,6 +444,7 @@ def _read_model(artifacts: RunArtifacts, settings: Settings) -> LoadedModel:
         feature_columns=np.array([FEATURE_NAMES.index(n) for n in config.feature_names]),
         onnx_session=session,
         onnx_max_rows=settings.onnx_max_rows if session is not None else 0,
+        baseline=read_json(artifacts.location.artifacts_dir / BASELINE_FILE),
     )
 
 

@@ -89,7 +89,10 @@ def serving_config(
 
 
 def feature_baseline(result: TrainingResult) -> dict[str, Any]:
-    """Per-feature distribution of the training data: the reference for drift signals."""
+    """Per-feature distribution of the training data: the reference for drift signals
+    (bin_shares: the share between each two quantiles, src/services/drift.py)."""
+    from src.services.drift import bin_shares
+
     features = result.train_features
     quantiles = np.nanquantile(features, BASELINE_QUANTILES, axis=0)
     return {
@@ -101,6 +104,7 @@ def feature_baseline(result: TrainingResult) -> dict[str, Any]:
                 "std": float(np.nanstd(features[:, i])),
                 "missing_fraction": float(np.isnan(features[:, i]).mean()),
                 "quantiles": [float(q) for q in quantiles[:, i]],
+                "bin_shares": bin_shares(features[:, i], quantiles[:, i]),
             }
             for i, name in enumerate(result.feature_names)
         },
