@@ -153,3 +153,14 @@ def test_moving_the_alias_under_load_fails_no_request(server, copied_registry):
     assert described["model_uri"] == "models:/hvs@champion"
     assert described["registered_model"] == {"name": "hvs", "version": "2", "alias": "champion"}
     assert "refused the new version, the previous model keeps serving" in server.log()
+    # drift against the served run's baseline, from both workers' windows (livemax)
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    drift = {
+        (sample.name, sample.labels["signal"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("hvs_drift_")
+    }
+    for signal in (s.name for s in SIGNALS):
+        assert 0.0 <= drift[("hvs_drift_out_of_range_ratio", signal)] <= 1.0
+        assert drift[("hvs_drift_psi", signal)] >= 0.0
