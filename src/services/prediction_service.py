@@ -353,8 +353,8 @@ class PredictionService:
     def _drift_window(self, model: LoadedModel) -> tuple[LoadedModel, DriftWindow] | None:
         """A fresh window against this model's baseline (a new run: a new reference)."""
         size = self.settings.drift_window_readings
-        if size == 0 or model.baseline is None:
-            return None
+        if size == 0 or model.baseline is None or self._metrics is None:
+            return None  # off, an older run, or nobody to publish to (batch scoring)
         known = model.baseline.get("features", {})
         signals = [n for n in SIGNAL_NAMES if n in known and n not in self._absent]
         columns = [FEATURE_NAMES.index(n) for n in signals]
@@ -372,8 +372,9 @@ class PredictionService:
         now = time.monotonic()
         # Publishing writes 2 gauges per signal to the metrics files: once a second is
         # plenty for a 15 s scrape, and keeps that cost off most requests.
-        if self._metrics is not None and now - self._drift_published >= DRIFT_PUBLISH_S:
+        if now - self._drift_published >= DRIFT_PUBLISH_S:
             self._drift_published = now
+            assert self._metrics is not None  # no window is made without them
             self._metrics.observe_drift(drift[1].figures())
 
     def _without_absent(self, batch: ReadingBatch) -> ReadingBatch:
