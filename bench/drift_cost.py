@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,13 @@ def cpu_per_call(service, size: int, seconds: float) -> tuple[float, float, floa
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="hvs-drift-cost-"))
+    try:
+        return measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "metrics")
     (work / "metrics").mkdir()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
