@@ -141,3 +141,13 @@ def test_the_watch_follows_the_alias_and_refuses_a_broken_version(copied_registr
     assert watch.check() is False  # refused: version 2 keeps serving
     assert service.model.run_id == store.run_ids["2"]
     assert watch.check() is False  # refused once, not reloaded on every poll
+
+
+def test_the_watch_keeps_serving_when_the_registry_is_away(copied_registry, caplog):
+    store = copied_registry
+    service = PredictionService(settings_for(store, "models:/hvs@champion"))
+    service.load()
+    (store.mlruns / "models").rename(store.mlruns / "models-away")
+    assert ModelWatch(service, interval_s=3600).check() is False
+    assert service.model.run_id == store.run_ids["1"]
+    assert "keeping the served model" in caplog.text

@@ -199,23 +199,25 @@ class ModelStore:
 
         name = source.registered_name or ""
         register = "or register one (make train REGISTER=<name> ALIAS=<alias>)"
+        # Only advice: whatever fails while listing (MLflow's file registry raises a bare
+        # Exception for a missing `models` folder) must not hide the error being explained.
         try:
             model = self.client.get_registered_model(name)
         except MlflowException:
             try:
                 names = sorted(m.name for m in self.client.search_registered_models())
-            except (MlflowException, OSError):
+            except Exception:
                 return f"check MODEL_URI {register}"
             listed = ", ".join(names) if names else "none"
             return f"registered models here: {listed}; fix MODEL_URI {register}"
-        except OSError:
+        except Exception:
             return f"check MODEL_URI {register}"
         aliases = ", ".join(f"@{a}: version {v}" for a, v in sorted(model.aliases.items()))
         try:
             versions = sorted(
                 int(v.version) for v in self.client.search_model_versions(f"name='{name}'")
             )
-        except (MlflowException, OSError):
+        except Exception:
             versions = []
         return (
             f"{name!r} has aliases {aliases or 'none'} and versions "
