@@ -49,6 +49,7 @@ STAGES = (
     "levels",
     "explain",
     "metrics",
+    "drift",
     "serialize",
 )
 
