@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 MLRUNS_DIR ?= $(CURDIR)/mlruns
 MLFLOW_TRACKING_URI ?= file://$(abspath $(MLRUNS_DIR))
 PORT ?= 5001
+# `make train REGISTER=hvs ALIAS=champion`: also register the run's model and point the alias
+# at it, for MODEL_URI=models:/hvs@champion (docs/operations.md)
+REGISTER ?=
+ALIAS ?=
 # Exported, and used in recipes only as "$$NAME": a value is never pasted into a command.
-export MLFLOW_TRACKING_URI PORT BEST_MLFLOW_RUN_ID
+export MLFLOW_TRACKING_URI PORT BEST_MLFLOW_RUN_ID MODEL_URI REGISTER ALIAS
 
 .PHONY: install train serve run test test-python test-container lint format clean
 
@@ -19,11 +23,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --disable-pip-version-check --quiet --no-deps -e .
 	@touch $@
 
-train: install ## train the default model into $(MLRUNS_DIR); the run id is the last line
-	@$(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)"
+train: install ## train the default model into $(MLRUNS_DIR) (REGISTER=, ALIAS=: register it); the run id is the last line
+	@$(PY) -m src.training --mlruns-dir "$(MLRUNS_DIR)" $${REGISTER:+--register "$$REGISTER"} $${ALIAS:+--alias "$$ALIAS"}
 
-serve: install ## nginx + gunicorn on $(PORT) (gunicorn alone without nginx: HVS_FRONT), serving BEST_MLFLOW_RUN_ID from $(MLFLOW_TRACKING_URI)
-	@test -n "$$BEST_MLFLOW_RUN_ID" || { echo "BEST_MLFLOW_RUN_ID is not set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
+serve: install ## nginx + gunicorn on $(PORT) (gunicorn alone without nginx: HVS_FRONT), serving BEST_MLFLOW_RUN_ID or MODEL_URI from $(MLFLOW_TRACKING_URI)
+	@test -n "$$BEST_MLFLOW_RUN_ID$$MODEL_URI" || { echo "neither BEST_MLFLOW_RUN_ID nor MODEL_URI is set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
 	exec $(PY) -m src.api.front
 
 run: install ## train a default model if none exists, then serve the newest run

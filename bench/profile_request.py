@@ -12,7 +12,8 @@ the code as it changes), timed one after the other on the benchmark's request sh
     features    |
     scale       | PredictionService.predict, timed by the service itself (its `timings`):
     predict     | the module-history exchange, the features over request and history, the
-    levels      | affine scale, ONNX or XGBoost, guards and levels, the model's metrics
+    levels      | affine scale, ONNX or XGBoost, guards and levels, the explanations of
+    explain     | readings at warning or alarm (bench/explain_cost.py), the model's metrics
     metrics    /  (file-backed under PROMETHEUS_MULTIPROC_DIR, as under gunicorn)
     serialize  responses.prediction_body + json_response, the route's own; checked byte for
                byte against the real route's answer
@@ -46,7 +47,9 @@ STAGES = (
     "scale",
     "predict",
     "levels",
+    "explain",
     "metrics",
+    "drift",
     "serialize",
 )
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         BEST_MLFLOW_RUN_ID=run_id,
         MLFLOW_TRACKING_URI=mlruns.as_uri(),
         HVS_LOG_FORMAT="text",
-        HVS_LOG_LEVEL="WARNING",
+        HVS_LOG_LEVEL="ERROR",  # the audit trail (WARNING) would mix into the report
     )
     app = create_app(settings, load="now")
     service = get_service(app)

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from src.model_uri import ModelUri, parse_model_uri
 
 RUN_ID_PLACEHOLDER = "RUN_ID_NOT_SET"
 """What the Docker image sets BEST_MLFLOW_RUN_ID to until the operator passes a real id."""
@@ -47,13 +56,44 @@ class Settings(BaseSettings):
 
     # ------------------------------------------------------------------ the model
     best_mlflow_run_id: str = Field(RUN_ID_PLACEHOLDER, validation_alias="BEST_MLFLOW_RUN_ID")
-    """MLflow run whose model, scaler, feature list and threshold are served. Required."""
+    """MLflow run whose model, scaler, feature list and thresholds are served. This or
+    MODEL_URI is required; both only if they name the same run."""
+
+    model_uri: str | None = Field(None, validation_alias="MODEL_URI")
+    """The model as an MLflow URI instead of a run id: `runs:/<run id>/<model name>`,
+    `models:/<name>/<version>` or `models:/<name>@<alias>` (registered with
+    `make train REGISTER=<name> ALIAS=<alias>`), resolved in MLFLOW_TRACKING_URI."""
 
     mlflow_tracking_uri: str = Field("./mlruns", validation_alias="MLFLOW_TRACKING_URI")
-    """MLflow store: a `file://` URI or a path to an `mlruns` folder."""
+    """MLflow store: a `file://` URI or a path to an `mlruns` folder, or an `http(s)://`
+    MLflow tracking server that serves artifacts (`mlflow server`'s default)."""
 
     model_artifact_name: str = Field("model", validation_alias="HVS_MODEL_ARTIFACT_NAME")
-    """Name under which training logged the XGBoost model."""
+    """Name under which training logged the XGBoost model (a runs:/ URI's path says it)."""
+
+    model_poll_seconds: float = Field(
+        30.0, ge=0, le=86_400, validation_alias="HVS_MODEL_POLL_SECONDS"
+    )
+    """With MODEL_URI=models:/<name>@<alias>: every worker asks the registry this often
+    whether the alias moved, and if so loads, checks and warms up the new version before
+    swapping it in (the old one answers meanwhile; a version that fails its checks is
+    refused and the old one keeps serving). 0: never (a restart picks up a move)."""
+
+    warning_threshold: float | None = Field(
+        None, gt=0, lt=1, validation_alias="HVS_WARNING_THRESHOLD"
+    )
+    """Override of the run's `warning` threshold (a probability in (0, 1)); unset: the
+    run's, chosen at training. Logged at load and shown in /model."""
+
+    alarm_threshold: float | None = Field(None, gt=0, lt=1, validation_alias="HVS_ALARM_THRESHOLD")
+    """Override of the run's `alarm` threshold (a probability in (0, 1), not below the
+    warning one); unset: the run's."""
+
+    drift_window_readings: int = Field(
+        1000, ge=0, le=1_000_000, validation_alias="HVS_DRIFT_WINDOW_READINGS"
+    )
+    """Each worker compares its last this-many scored readings with the run's training
+    baseline (hvs_drift_out_of_range_ratio, hvs_drift_psi per signal); 0: off."""
 
     verify_digests: bool = Field(True, validation_alias="HVS_VERIFY_DIGESTS")
     """Check every artifact against the SHA-256 digests recorded at training before use."""
@@ -83,6 +123,12 @@ class Settings(BaseSettings):
     )
     """Signals this site has no sensor for (comma-separated, e.g. `voc_ppm`): a reading
     lacking them is not `unknown`, and only a run trained without them is served."""
+
+    explain_top: int = Field(3, ge=0, le=32, validation_alias="HVS_EXPLAIN_TOP")
+    """How many signals an explanation lists (largest contribution to the log-odds first).
+    Readings at warning or alarm carry one without being asked, and so do their audit log
+    lines; a request's `"explain": true` asks for every reading. 0 turns explanations off:
+    none is computed, and every prediction's `explanation` is null."""
 
     # ------------------------------------------------------------------ module history
     history: bool = Field(True, validation_alias="HVS_HISTORY")
@@ -231,14 +277,41 @@ class Settings(BaseSettings):
 
     @field_validator("best_mlflow_run_id")
     @classmethod
-    def _run_id_is_set(cls, value: str) -> str:
-        value = value.strip()
-        if not value or value == RUN_ID_PLACEHOLDER:
+    def _run_id_stripped(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("model_uri")
+    @classmethod
+    def _model_uri(cls, value: str | None) -> str | None:
+        return None if value is None else str(parse_model_uri(value))
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Settings:
+        run_id = self.run_id_given
+        if self.model_uri is None and run_id is None:
             raise ValueError(
                 "BEST_MLFLOW_RUN_ID is not set: pass the id of a training run "
-                "(printed by `make train`), e.g. -e BEST_MLFLOW_RUN_ID=<run id>"
+                "(printed by `make train`), e.g. -e BEST_MLFLOW_RUN_ID=<run id>, or "
+                "MODEL_URI=models:/<name>@<alias>"
             )
-        return value
+        named = None if self.model_uri is None else parse_model_uri(self.model_uri).run_id
+        if self.model_uri is not None and run_id is not None and named != run_id:
+            raise ValueError(
+                f"BEST_MLFLOW_RUN_ID={run_id} and MODEL_URI={self.model_uri} are both set "
+                "and do not name the same run: set only one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        warning, alarm = self.warning_threshold, self.alarm_threshold
+        if warning is not None and alarm is not None and warning > alarm:
+            raise ValueError(
+                f"HVS_WARNING_THRESHOLD={warning} is above HVS_ALARM_THRESHOLD={alarm}: a "
+                "warning must come at a lower probability than the alarm; lower the first "
+                "or raise the second"
+            )
+        return self
 
     @field_validator("history_url")
     @classmethod
@@ -287,11 +360,27 @@ class Settings(BaseSettings):
         "model_signing_key_file",
         "chemistry",
         "bind",
+        "model_uri",
+        "warning_threshold",
+        "alarm_threshold",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @property
+    def run_id_given(self) -> str | None:
+        """BEST_MLFLOW_RUN_ID, unless unset (the image's placeholder counts as unset)."""
+        run_id = self.best_mlflow_run_id
+        return None if run_id in ("", RUN_ID_PLACEHOLDER) else run_id
+
+    @property
+    def model_source(self) -> ModelUri:
+        """The model to serve: MODEL_URI, else the run BEST_MLFLOW_RUN_ID names."""
+        if self.model_uri is not None:
+            return parse_model_uri(self.model_uri)
+        return ModelUri(run_id=self.run_id_given, model_path=self.model_artifact_name)
 
     @property
     def threads_per_worker(self) -> int:
@@ -316,7 +405,7 @@ def _one_line(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "missing":
             problems.append(f"{variable} is not set")
-        elif message.startswith(variable):  # a validator that already names it
+        elif not item["loc"] or message.startswith(variable):  # it names the variable
             problems.append(message)
         else:
             shown = repr(item["input"]) if isinstance(item["input"], str | int | float) else ""

@@ -45,6 +45,49 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> TrainedStore:
     return TrainedStore(mlruns=served, run_id=run_id, result=result)
 
 
+@dataclass(frozen=True)
+class RegistryStore:
+    """A file store whose registered model `hvs` has version 1 (the trained run, alias
+    `champion`) and version 2 (the same training result logged again as a second run)."""
+
+    mlruns: Path
+    run_ids: dict[str, str]
+    """Version -> run id."""
+    name: str = "hvs"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlruns.as_uri()
+
+
+@pytest.fixture(scope="session")
+def registry_store(
+    trained_store: TrainedStore, tmp_path_factory: pytest.TempPathFactory
+) -> RegistryStore:
+    from src.training.tracking import register_model
+
+    # Logged (twice, no second training) and registered where training runs, then moved.
+    written = tmp_path_factory.mktemp("registry-training-host") / "mlruns"
+    config = replace(small_config(), holdout=False)
+    first, second = (
+        log_run(trained_store.result, config, tracking_uri=written.as_uri()) for _ in range(2)
+    )
+    assert register_model(written.as_uri(), first, "hvs", "champion") == "1"
+    assert register_model(written.as_uri(), second, "hvs") == "2"
+    mlruns = tmp_path_factory.mktemp("registry") / "mlruns"
+    shutil.copytree(written, mlruns)
+    shutil.rmtree(written)
+    return RegistryStore(mlruns=mlruns, run_ids={"1": first, "2": second})
+
+
+@pytest.fixture
+def copied_registry(registry_store: RegistryStore, tmp_path: Path) -> RegistryStore:
+    """A copy of the registry store that a test may move aliases in or damage."""
+    copy = tmp_path / "registry" / "mlruns"
+    shutil.copytree(registry_store.mlruns, copy)
+    return replace(registry_store, mlruns=copy)
+
+
 def run_file(store: Path, run_id: str, name: str) -> Path:
     """One of the run's own artifacts (not the logged model's) in a file store."""
     return next(store.glob(f"*/{run_id}/artifacts/{name}"))

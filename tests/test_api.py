@@ -384,3 +384,123 @@ def test_a_refused_request_is_logged_once_with_its_problem_count_not_its_payload
     assert len(lines) == 1
     assert lines[0].problems == 50 * 17  # 16 missing fields and 1 unknown field per reading
     assert "secret" not in str(lines[0].__dict__)
+
+
+def audit_lines(caplog) -> list:
+    return [r for r in caplog.records if r.name == "src.api.audit"]
+
+
+def test_explain_true_explains_every_reading_and_otherwise_only_warnings_and_alarms(client):
+    readings = [reading(), reading(timestamp="2026-01-01T00:00:10Z")]
+    for body, explained in (
+        ({"readings": readings, "explain": True}, True),
+        ({"readings": readings, "explain": False}, False),
+        ({"readings": readings}, False),
+        ({**as_columns(readings), "explain": True}, True),
+    ):
+        response = client.post("/predict", json=body)
+        assert response.status_code == 200, response.get_json()
+        PredictResponse.model_validate(response.get_json())
+        for prediction in response.get_json()["predictions"]:
+            flagged = prediction["level"] in ("warning", "alarm")
+            assert (prediction["explanation"] is not None) == (explained or flagged)
+
+
+def test_alarms_are_explained_and_logged_without_being_asked(client, payload_hazardous, caplog):
+    response = client.post(
+        "/predict",
+        data=payload_hazardous,
+        content_type="application/json",
+        headers={"X-Request-ID": "audit-1"},
+    )
+    predictions = response.get_json()["predictions"]
+    flagged = [p for p in predictions if p["level"] in ("warning", "alarm")]
+    assert any(p["level"] == "alarm" for p in flagged)
+    for prediction in predictions:
+        explanation = prediction["explanation"]
+        assert (explanation is not None) == (prediction in flagged)
+        if explanation is not None:
+            assert len(explanation["top"]) == 3
+            odds = explanation["log_odds"]
+            assert 1 / (1 + np.exp(-odds)) == pytest.approx(prediction["hazard_probability"])
+    lines = audit_lines(caplog)
+    assert len(lines) == len(flagged)  # one line per reading at warning or alarm
+    for line, prediction in zip(lines, flagged, strict=True):
+        assert line.levelname == "WARNING"
+        assert line.getMessage().startswith(f"reading at {prediction['level']}: module R01-M08")
+        assert line.module_id == prediction["module_id"]
+        assert line.reading_timestamp == prediction["timestamp"]  # the payload's are ISO, ms
+        assert line.hazard_probability == prediction["hazard_probability"]
+        assert line.hazard_level == prediction["level"]
+        assert line.reasons == prediction["reasons"]
+        assert line.top_signals == prediction["explanation"]["top"]
+        assert line.model_version == prediction["model_version"]
+        assert line.request_id == "audit-1"
+        assert not set(line.__dict__) & {signal.name for signal in SIGNALS}  # no payload
+
+
+def test_a_request_without_warnings_or_alarms_writes_no_audit_line(client, payload_normal, caplog):
+    body = {**json.loads(payload_normal), "explain": True}
+    predictions = client.post("/predict", json=body).get_json()["predictions"]
+    assert {p["level"] for p in predictions} == {"normal"}
+    assert all(p["explanation"] is not None for p in predictions)  # asked for
+    assert audit_lines(caplog) == []
+
+
+def test_explanations_over_json_add_up_to_the_log_odds(settings, payload_hazardous):
+    from src.features.engineering import FEATURE_GROUP_NAMES
+
+    every_group = settings.model_copy(update={"explain_top": len(FEATURE_GROUP_NAMES)})
+    client = create_app(every_group, load="now").test_client()
+    body = {**json.loads(payload_hazardous), "explain": True}
+    largest = 0.0
+    for prediction in client.post("/predict", json=body).get_json()["predictions"]:
+        explanation = prediction["explanation"]
+        assert {part["signal"] for part in explanation["top"]} == set(FEATURE_GROUP_NAMES)
+        total = explanation["base_log_odds"] + sum(p["log_odds"] for p in explanation["top"])
+        assert total == pytest.approx(explanation["log_odds"], abs=1e-9)
+        probability = prediction["hazard_probability"]
+        largest = max(largest, abs(np.log(probability / (1 - probability)) - total))
+    print(f"largest |base + sum(signals) - logit(hazard_probability)| over JSON: {largest:.2e}")
+    assert largest <= 1e-5
+
+
+def test_explain_top_zero_turns_explanations_off(settings, payload_hazardous, caplog):
+    off = create_app(settings.model_copy(update={"explain_top": 0}), load="now").test_client()
+    body = {**json.loads(payload_hazardous), "explain": True}
+    predictions = off.post("/predict", json=body).get_json()["predictions"]
+    assert [p["explanation"] for p in predictions] == [None] * len(predictions)
+    lines = audit_lines(caplog)
+    assert lines  # the trail stays, without top signals
+    assert all(line.top_signals == [] for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"readings": [reading()], "explain": "yes"}, "explain"),
+        ({"readings": [reading()], "explain": 1}, "explain"),
+        ({**reading(), "explain": True}, "readings[0]"),  # one reading alone: no options
+    ],
+)
+def test_explain_is_a_boolean_beside_readings_or_columns(client, body, field):
+    assert_error(client.post("/predict", json=body), 422, "invalid_input", field)
+
+
+def test_the_explain_query_flag_explains_a_lone_reading(client, payload_normal):
+    lone = json.loads(payload_normal)["readings"][0]  # a healthy module: normal
+    for query, explained in (("?explain=true", True), ("?explain=false", False), ("", False)):
+        response = client.post(f"/predict{query}", json=lone)
+        assert response.status_code == 200, response.get_json()
+        prediction = response.get_json()["predictions"][0]
+        assert prediction["level"] == "normal"
+        assert (prediction["explanation"] is not None) == explained
+    either = client.post("/predict?explain=false", json={"readings": [lone], "explain": True})
+    assert either.get_json()["predictions"][0]["explanation"] is not None
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE", "", "<script>"])
+def test_an_explain_query_other_than_true_or_false_is_a_422_naming_it(client, value):
+    response = client.post(f"/predict?explain={value}", json=reading())
+    assert_error(response, 422, "invalid_input", "explain (query)")
+    assert not value or value not in response.get_data(as_text=True)  # not echoed

@@ -12,7 +12,12 @@ from src.features.engineering import (
     BASELINE_QUANTITIES,
     BASELINE_WINDOW_S,
     CHEMISTRY_CODES,
+    CHEMISTRY_GROUP,
+    DERIVED_QUANTITIES,
+    FEATURE_GROUP_NAMES,
+    FEATURE_GROUPS,
     FEATURE_NAMES,
+    HISTORY_GROUP,
     RATE_MAX_GAP_S,
     RATE_MIN_GAP_S,
     RATE_SIGNALS,
@@ -23,6 +28,7 @@ from src.features.engineering import (
     WINDOW_SIGNALS,
     Z_QUANTITIES,
     compute_features,
+    feature_group,
 )
 
 
@@ -231,3 +237,44 @@ def test_readings_a_fraction_of_a_second_apart_give_no_absurd_rates():
     assert rate[3] == pytest.approx(0.4 / 9.9 * 60.0)
     assert np.all(np.abs(rate) < 10.0)
     assert np.all(np.abs(slope) < 10.0)
+
+
+def test_every_feature_has_one_group_and_the_groups_are_signals_or_named():
+    assert tuple(FEATURE_GROUPS) == FEATURE_NAMES
+    assert set(FEATURE_GROUP_NAMES) == {
+        *SIGNAL_NAMES,
+        *DERIVED_QUANTITIES,
+        CHEMISTRY_GROUP,
+        HISTORY_GROUP,
+    }
+    for name in SIGNAL_NAMES:  # a raw signal's own level explains as that signal
+        assert FEATURE_GROUPS[name] == name
+    for quantity, parts in DERIVED_QUANTITIES.items():  # two signals: a group of its own
+        assert set(parts) <= set(SIGNAL_NAMES)
+        assert FEATURE_GROUPS[f"{quantity}_deviation_30min"] == quantity
+    assert FEATURE_GROUPS["h2_ppm_rise_30min"] == "h2_ppm"
+    assert FEATURE_GROUPS["cell_temp_max_c_acceleration_per_min2"] == "cell_temp_max_c"
+    assert FEATURE_GROUPS["chemistry_code"] == CHEMISTRY_GROUP
+    assert FEATURE_GROUPS["baseline_history_s"] == HISTORY_GROUP
+
+
+@pytest.mark.parametrize(
+    ("name", "group"),
+    [  # names a later feature set may add: found from the name, with no list to update
+        ("cell_temp_max_c_z_lagged", "cell_temp_max_c"),
+        ("cell_voltage_min_v_z_lagged", "cell_voltage_min_v"),
+        ("cell_voltage_spread_v_z_lagged", "cell_voltage_spread_v"),
+        ("temp_above_ambient_c_z_lagged", "temp_above_ambient_c"),
+        ("internal_resistance_mohm_z_lagged", "internal_resistance_mohm"),
+        ("h2_ppm_z_lagged", "h2_ppm"),
+        ("smoke_obscuration_pct_per_m_rate_per_min", "smoke_obscuration_pct_per_m"),
+    ],
+)
+def test_a_feature_named_after_its_quantity_explains_as_that_quantity(name, group):
+    assert feature_group(name) == group
+
+
+@pytest.mark.parametrize("name", ["cell_temp_spread_c_z_lagged", "h2", "ppm_h2_ppm"])
+def test_a_feature_of_no_known_quantity_is_refused_by_name(name):
+    with pytest.raises(ValueError, match=f"feature '{name}' belongs to no explanation group"):
+        feature_group(name)

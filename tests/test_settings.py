@@ -50,6 +50,10 @@ def test_defaults_and_case_insensitive_choices():
             "HVS_DRAIN_SECONDS='-1' is not valid: Input should be greater than or equal to 0",
         ),
         (
+            {"HVS_EXPLAIN_TOP": "-1"},
+            "HVS_EXPLAIN_TOP='-1' is not valid: Input should be greater than or equal to 0",
+        ),
+        (
             {"BEST_MLFLOW_RUN_ID": "RUN_ID_NOT_SET"},
             "BEST_MLFLOW_RUN_ID is not set: pass the id of a training run",
         ),

@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     from src.logging_setup import configure_logging
     from src.services.history import open_store
     from src.services.metrics import PredictionMetrics
+    from src.services.model_watch import ModelWatch
     from src.services.prediction_service import PredictionService
     from src.settings import load_settings
 
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
     register_error_handlers(app)
     auth.init_app(app, settings)
     registry = metrics.init_app(app, multiprocess=settings.prometheus_multiproc_dir is not None)
-    service = PredictionService(settings, PredictionMetrics(registry), open_store(settings))
+    model_metrics = PredictionMetrics(registry)
+    service = PredictionService(settings, model_metrics, open_store(settings))
     init_service(app, service)
     app.register_blueprint(routes.bp)
     if load == "now":
@@ -48,4 +50,8 @@ def create_app(settings: Settings | None = None, load: LoadMode = "now") -> Flas
         except ModelLoadError as error:  # /ready answers 503 until a retry works
             logger.error("model load failed, /ready answers 503 until it works: %s", error.message)
             service.keep_trying()
+    if load == "now" and settings.model_source.can_move and settings.model_poll_seconds > 0:
+        app.extensions["hvs_model_watch"] = ModelWatch(
+            service, settings.model_poll_seconds, model_metrics
+        ).start()
     return app

@@ -55,6 +55,19 @@ def document() -> dict[str, Any]:
                 "post": {
                     "security": [{}, {"bearer": []}],
                     "summary": "Score readings (rows, one reading, or columns)",
+                    "parameters": [
+                        {
+                            "name": "explain",
+                            "in": "query",
+                            "required": False,
+                            "description": "true: explain every reading, as the body's "
+                            '"explain": true does (for a lone reading object)',
+                            "schema": {
+                                "type": "string",
+                                "enum": list(schemas.EXPLAIN_QUERY_VALUES),
+                            },
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {

@@ -9,6 +9,7 @@ from flask import Response
 
 from src.levels import ALARM, LEVEL_NAMES
 from src.readings import ReadingBatch
+from src.services.explanations import Explanation
 from src.services.prediction_service import Predictions
 
 _JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
@@ -39,6 +40,7 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
                 "history_readings": history_readings,
                 "history_source": source,
                 "model_version": version,
+                "explanation": None if explanation is None else explanation_body(explanation),
             }
             for (
                 module_id,
@@ -49,6 +51,7 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
                 missing,
                 history_s,
                 history_readings,
+                explanation,
             ) in zip(
                 batch.module_ids,
                 timestamps,
@@ -58,10 +61,33 @@ def prediction_body(batch: ReadingBatch, predictions: Predictions) -> dict[str, 
                 predictions.missing,
                 predictions.history_s.tolist(),
                 predictions.history_readings.tolist(),
+                predictions.explanations,
                 strict=True,
             )
         ],
     }
+
+
+def explanation_body(explanation: Explanation) -> dict[str, Any]:
+    """A prediction's `explanation` (schemas.Explanation)."""
+    return {
+        "base_log_odds": explanation.base_log_odds,
+        "log_odds": explanation.log_odds,
+        "top": top_signals(explanation),
+    }
+
+
+def top_signals(explanation: Explanation) -> list[dict[str, Any]]:
+    """The explanation's `top`, also the audit log's `top_signals`."""
+    return [
+        {
+            "signal": part.signal,
+            "log_odds": part.log_odds,
+            "value": part.value,
+            "healthy_range": None if part.healthy_range is None else list(part.healthy_range),
+        }
+        for part in explanation.top
+    ]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -1,7 +1,8 @@
 """HTTP routes: translate HTTP to the prediction service and back, nothing more.
 
 Each request goes one way: decode the body, `schemas` parses it into a ReadingBatch, the
-service predicts (and observes its own metrics), `responses` builds the body.
+service predicts (and observes its own metrics), `audit` logs the readings at warning or
+alarm, `responses` builds the body.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 import orjson
 from flask import Blueprint, Response, request
 
-from src.api import openapi, schemas
+from src.api import audit, openapi, request_ids, schemas
 from src.api.extension import get_service
 from src.api.responses import json_response, prediction_body
 from src.errors import InvalidJsonError
@@ -30,11 +31,15 @@ def predict() -> Response:
             "the one in test_payload.json with Content-Type: application/json",
             [{"field": "(body)", "problem": "not valid JSON"}],
         ) from None
+    explain_all = schemas.explain_query(request.args.get("explain"))
     settings = service.settings
     batch = schemas.parse_predict_request(
         body, settings.max_batch_readings, time.time() + settings.max_clock_ahead_s
     )
-    return json_response(prediction_body(batch, service.predict(batch)))
+    explain_all = explain_all or schemas.explain_requested(body)
+    predictions = service.predict(batch, explain_all=explain_all)
+    audit.log_hazard_readings(batch, predictions, request_ids.current())
+    return json_response(prediction_body(batch, predictions))
 
 
 @bp.get("/health")

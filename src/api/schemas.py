@@ -93,12 +93,22 @@ Reading = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
 )
 Reading.__doc__ = "One telemetry reading of one battery module."
 
+Explain = Annotated[
+    bool,
+    Field(
+        strict=True,
+        description="true: explain every reading (its top contributing signals). Absent "
+        "or false: only readings at warning or alarm carry an explanation",
+    ),
+]
+
 
 @with_config(ConfigDict(extra="forbid"))
 class PredictRequest(TypedDict):
     """A batch of readings from any modules, in any order."""
 
     readings: Annotated[list[Reading], Field(min_length=1)]  # type: ignore[valid-type]
+    explain: NotRequired[Explain]
 
 
 Columns = with_config(ConfigDict(extra="forbid", allow_inf_nan=False))(
@@ -120,6 +130,34 @@ class PredictColumnsRequest(TypedDict):
     """A batch of readings as columns: smaller to send and faster to check than rows."""
 
     columns: Columns  # type: ignore[valid-type]
+    explain: NotRequired[Explain]
+
+
+class SignalContribution(BaseModel):
+    signal: str = Field(
+        description="A raw signal (its level, rates, window statistics, slopes, deviation "
+        "and rise together), or a group: cell_voltage_spread_v, temp_above_ambient_c "
+        "(quantities of two signals), chemistry, history"
+    )
+    log_odds: float = Field(description="Its exact (TreeSHAP) contribution to the log-odds")
+    value: float | None = Field(
+        description="The reading's value of the signal (null: missing); a two-signal "
+        "quantity's value; history: seconds of history; chemistry: null"
+    )
+    healthy_range: tuple[float, float] | None = Field(
+        description="The signal's healthy range (docs/api.md, Readings); null for groups"
+    )
+
+
+class Explanation(BaseModel):
+    base_log_odds: float = Field(description="The model's log-odds before any signal")
+    log_odds: float = Field(
+        description="The reading's log-odds: base_log_odds plus every signal's part "
+        "(listed or not); hazard_probability = 1 / (1 + exp(-log_odds))"
+    )
+    top: list[SignalContribution] = Field(
+        description="The largest parts, by magnitude (HVS_EXPLAIN_TOP of them)"
+    )
 
 
 class Prediction(BaseModel):
@@ -150,6 +188,10 @@ class Prediction(BaseModel):
         "request alone (history off, or the store unavailable)"
     )
     model_version: str = Field(description="MLflow run id of the model that scored it")
+    explanation: Explanation | None = Field(
+        description="Which signals drove the model's probability: readings at warning or "
+        "alarm, and every reading when the request has explain: true; else null"
+    )
 
 
 class Thresholds(BaseModel):
@@ -223,9 +265,10 @@ def parse_predict_request(
 ) -> ReadingBatch:
     """Validate a decoded JSON body into the service's array batch.
 
-    Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`. Readings
-    stamped after latest_timestamp_s (the server's clock plus the allowed skew) and a
-    second reading of one module at one timestamp are refused.
+    Accepts `{"readings": [...]}`, one reading object, or `{"columns": {...}}`; the first
+    and the last may also hold `"explain": true` (explain_requested). Readings stamped
+    after latest_timestamp_s (the server's clock plus the allowed skew) and a second
+    reading of one module at one timestamp are refused.
     """
     if not isinstance(body, dict):
         raise InvalidInputError(
@@ -240,6 +283,27 @@ def parse_predict_request(
         batch = _parse_rows(body, max_readings)
         field = "readings[{}].timestamp"
     return _check_timestamps(batch, latest_timestamp_s, field)
+
+
+def explain_requested(body: dict[str, Any]) -> bool:
+    """Whether a body that parse_predict_request accepted asks to explain every reading."""
+    return body.get("explain") is True
+
+
+EXPLAIN_QUERY_VALUES = ("true", "false")
+
+
+def explain_query(value: str | None) -> bool:
+    """Whether `?explain=` asks to explain every reading: `true` or `false`, absent is
+    false. The query suits a lone reading object, whose body has no room for options."""
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise InvalidInputError(
+        'the query parameter "explain" must be true or false (or absent)',
+        [{"field": "explain (query)", "problem": "not true or false"}],
+    )
 
 
 def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
@@ -331,10 +395,10 @@ def _same_reading(batch: ReadingBatch, first: int, other: int) -> bool:
 
 
 def _check_top_level(body: dict[str, Any], expected: str) -> None:
-    unknown = len(body) - (expected in body)
+    unknown = len(body) - (expected in body) - ("explain" in body)
     if unknown:
         raise InvalidInputError(
-            f'the body has {unknown} field(s) besides "{expected}"; send only '
+            f'the body has {unknown} field(s) besides "{expected}" and "explain"; send only '
             f'{{"{expected}": ...}} (fields: docs/api.md)',
             [{"field": "(body)", "problem": f"{unknown} unknown field(s)"}],
         )
@@ -414,7 +478,7 @@ def _validate(adapter: TypeAdapter, body: dict[str, Any]) -> Any:
         raise _bounded(error.error_count(), details) from None
 
 
-_PATH_PARTS = WITH_OPTIONAL | {"readings", "columns"}
+_PATH_PARTS = WITH_OPTIONAL | {"readings", "columns", "explain"}
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:

@@ -92,7 +92,7 @@ class _Hooks:
         from src.services.model_loader import load_run_artifacts
 
         try:
-            load_run_artifacts(self.settings)
+            load_run_artifacts(self.settings).location.release()
         except ModelLoadError as error:
             server.log.error("cannot serve: %s", error.message)
             logging.shutdown()

@@ -99,10 +99,17 @@ step: 0.1 degC, 1 mV, 1 ppm; a sensor that is flat for 20 minutes must not turn 
 into an infinite score). In units of the module's own noise, so a coarse or noisy sensor
 and a fine one mean the same; 0 until the module has history older than BASELINE_LAG_S."""
 
+DERIVED_QUANTITIES: dict[str, tuple[str, str]] = {
+    "cell_voltage_spread_v": ("cell_voltage_max_v", "cell_voltage_min_v"),
+    "temp_above_ambient_c": ("cell_temp_max_c", "ambient_temp_c"),
+}
+"""Quantities made of two signals (the first minus the second)."""
+CHEMISTRY_GROUP = "chemistry"
+HISTORY_GROUP = "history"
+
 FEATURE_NAMES: tuple[str, ...] = (
     *SIGNAL_NAMES,
-    "cell_voltage_spread_v",
-    "temp_above_ambient_c",
+    *DERIVED_QUANTITIES,
     *(f"{name}_rate_per_min" for name in RATE_SIGNALS),
     *(f"{name}_{stat}_5min" for name in WINDOW_SIGNALS for stat in ("mean", "std", "max")),
     *(f"{name}_slope_per_min_5min" for name in SLOPE_SIGNALS),
@@ -117,6 +124,48 @@ FEATURE_NAMES: tuple[str, ...] = (
     "history_s",
     "baseline_history_s",
 )
+
+_NAMED_GROUPS: dict[str, str] = {
+    # A voltage against its chemistry's limit is that voltage: the limit is a constant of
+    # the module, not a measurement.
+    "cell_voltage_max_above_chemistry_max_v": "cell_voltage_max_v",
+    "cell_voltage_min_below_chemistry_min_v": "cell_voltage_min_v",
+    # The hottest cell above the average: heat at the hottest cell, where a fault shows.
+    "cell_temp_spread_c_z_lagged": "cell_temp_max_c",
+    "chemistry_code": CHEMISTRY_GROUP,
+    "history_s": HISTORY_GROUP,
+    "baseline_history_s": HISTORY_GROUP,
+}
+"""The features not named `{quantity}` or `{quantity}_{anything}`, and their groups."""
+
+_QUANTITIES_LONGEST_FIRST = sorted((*SIGNAL_NAMES, *DERIVED_QUANTITIES), key=len, reverse=True)
+
+
+def feature_group(name: str) -> str:
+    """The group a feature explains as: the raw signal (or two-signal quantity) whose name
+    it starts with, so `h2_ppm_rise_30min` is `h2_ppm` and a new `h2_ppm_z_lagged` will be
+    too, without anyone listing it; the few others from _NAMED_GROUPS. A name that fits
+    neither is an error, raised when this module is imported: no feature goes unexplained."""
+    if name in _NAMED_GROUPS:
+        return _NAMED_GROUPS[name]
+    for quantity in _QUANTITIES_LONGEST_FIRST:
+        if name == quantity or name.startswith(f"{quantity}_"):
+            return quantity
+    raise ValueError(
+        f"feature {name!r} belongs to no explanation group: name it {{quantity}}_..., with "
+        "a quantity of SIGNAL_NAMES or DERIVED_QUANTITIES, or add it to _NAMED_GROUPS "
+        "(src/features/engineering.py)"
+    )
+
+
+FEATURE_GROUPS: dict[str, str] = {name: feature_group(name) for name in FEATURE_NAMES}
+"""Every feature, in FEATURE_NAMES order, and the group explanations sum it into: the raw
+signal it is computed from (its level, rates, window statistics, slopes, deviation, rise);
+for a quantity of two signals, that quantity (DERIVED_QUANTITIES); for the reading's
+chemistry and for how much history it had, a group of that name."""
+
+FEATURE_GROUP_NAMES: tuple[str, ...] = tuple(dict.fromkeys(FEATURE_GROUPS.values()))
+"""The groups in a fixed order: the signals, the two-signal quantities, chemistry, history."""
 
 HISTORY_LOOKBACK_S = max(BASELINE_WINDOW_S, WINDOW_S, RATE_MAX_GAP_S)
 """How far back any feature looks: what a history store must keep of each module."""
@@ -142,7 +191,7 @@ _SLOPE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in SLOPE_SIGNALS])
 _RISE_COLUMNS = np.array([SIGNAL_INDEX[name] for name in RISE_SIGNALS])
 _WINDOW_REFERENCE = _REFERENCE[_WINDOW_COLUMNS]
 _VOLTAGE_MAX, _VOLTAGE_MIN = SIGNAL_INDEX["cell_voltage_max_v"], SIGNAL_INDEX["cell_voltage_min_v"]
-_TEMP_MAX, _AMBIENT = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["ambient_temp_c"]
+_DERIVED_COLUMNS = [(SIGNAL_INDEX[a], SIGNAL_INDEX[b]) for a, b in DERIVED_QUANTITIES.values()]
 _TEMP_SLOPE = SLOPE_SIGNALS.index("cell_temp_max_c")
 _CHEMISTRY_MAX_V = np.array([CHEMISTRIES[name].max_operating_v for name in CHEMISTRY_CODES])
 _CHEMISTRY_MIN_V = np.array([CHEMISTRIES[name].min_operating_v for name in CHEMISTRY_CODES])
@@ -157,28 +206,24 @@ def chemistry_codes(names: Sequence[str | None] | None, n_rows: int) -> np.ndarr
 
 
 def _derived(x: np.ndarray) -> np.ndarray:
-    """cell_voltage_spread_v and temp_above_ambient_c, as columns."""
-    return np.column_stack(
-        (x[:, _VOLTAGE_MAX] - x[:, _VOLTAGE_MIN], x[:, _TEMP_MAX] - x[:, _AMBIENT])
-    )
+    """The DERIVED_QUANTITIES (cell_voltage_spread_v, temp_above_ambient_c), as columns."""
+    return np.column_stack([x[:, first] - x[:, second] for first, second in _DERIVED_COLUMNS])
 
 
 def _baseline_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
     columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
-    columns["cell_voltage_spread_v"] = derived[:, 0]
-    columns["temp_above_ambient_c"] = derived[:, 1]
+    columns.update(zip(DERIVED_QUANTITIES, derived.T, strict=True))
     return np.column_stack([columns[name] for name in BASELINE_QUANTITIES])
 
 
 _BASELINE_REFERENCE = _baseline_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
 _Z_FLOORS = np.array(list(Z_QUANTITIES.values()))
-_TEMP_AVG = SIGNAL_INDEX["cell_temp_avg_c"]
+_TEMP_MAX, _TEMP_AVG = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["cell_temp_avg_c"]
 
 
 def _z_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
     columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
-    columns["cell_voltage_spread_v"] = derived[:, 0]
-    columns["temp_above_ambient_c"] = derived[:, 1]
+    columns.update(zip(DERIVED_QUANTITIES, derived.T, strict=True))
     columns["cell_temp_spread_c"] = x[:, _TEMP_MAX] - x[:, _TEMP_AVG]
     return np.column_stack([columns[name] for name in Z_QUANTITIES])
 

@@ -57,8 +57,10 @@ def scoring_settings(settings: Settings) -> Settings:
     """The settings for batch scoring: history off, since the batch itself is each
     reading's history, and XGBoost (the model of record) for every call. ONNX pays off
     only for calls of a few readings; with it, a short module's scores would depend on
-    whether it was scored alone (Spark) or among others (here), by up to ONNX_TOLERANCE."""
-    return settings.model_copy(update={"history": False, "onnx_max_rows": 0})
+    whether it was scored alone (Spark) or among others (here), by up to ONNX_TOLERANCE.
+    No explanations: the scores are one value per column, and a backtest's thousands of
+    warnings would pay for contributions nobody reads."""
+    return settings.model_copy(update={"history": False, "onnx_max_rows": 0, "explain_top": 0})
 
 
 def load_scoring_service(settings: Settings) -> PredictionService:

@@ -11,6 +11,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from src.levels import LEVEL_NAMES, Levels
+from src.services.drift import DriftFigures
+from src.services.model_store import RunLocation
 
 PROBABILITY_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
@@ -62,8 +64,8 @@ class PredictionMetrics:
         )
         self.model_info = Gauge(
             "hvs_model_info",
-            "The served model; value 1",
-            ["run_id"],
+            "The model a live worker serves (1), or served before a reload (0)",
+            ["run_id", "registered_model", "registered_version"],
             registry=registry,
             multiprocess_mode="livemax",
         )
@@ -74,6 +76,31 @@ class PredictionMetrics:
             multiprocess_mode="livemin",
         )
         self.model_ready.set(0)
+        self.model_reloads = Counter(
+            "hvs_model_reloads",
+            "Moves of the served alias a worker acted on: `loaded` (now served) or "
+            "`refused` (failed its checks; the previous model keeps serving)",
+            ["outcome"],
+            registry=registry,
+        )
+        self._served_labels: tuple[str, str, str] | None = None
+        self.drift_out_of_range = Gauge(
+            "hvs_drift_out_of_range_ratio",
+            "Share of a worker's recent readings (HVS_DRIFT_WINDOW_READINGS) whose signal "
+            "lies outside the training range [q01, q99] (about 0.02 without drift); the "
+            "highest over live workers",
+            ["signal"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.drift_psi = Gauge(
+            "hvs_drift_psi",
+            "Population stability index of a worker's recent readings of the signal "
+            "against training, over the baseline's quantile bins; the highest over workers",
+            ["signal"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.history_seconds = Histogram(
             "hvs_history_seconds",
             "Seconds of the module's history each scored reading's features had",
@@ -113,9 +140,25 @@ class PredictionMetrics:
     def observe_history(self, seconds: np.ndarray) -> None:
         observe_many(self.history_seconds, seconds, HISTORY_BUCKETS)
 
-    def observe_model_loaded(self, run_id: str, load_seconds: float) -> None:
+    def observe_drift(self, figures: DriftFigures) -> None:
+        for i, signal in enumerate(figures.signals):
+            if figures.readings[i] > 0:
+                self.drift_out_of_range.labels(signal=signal).set(figures.out_of_range_ratio[i])
+                self.drift_psi.labels(signal=signal).set(figures.psi[i])
+
+    def observe_model_loaded(self, location: RunLocation, load_seconds: float) -> None:
+        """The worker serves this model now; the one it served before, if any, is 0 (a
+        file-backed gauge's series cannot be removed, only set)."""
         self.model_load_seconds.set(load_seconds)
-        self.model_info.labels(run_id=run_id).set(1)
+        if self._served_labels is not None:
+            self.model_info.labels(*self._served_labels).set(0)
+        registered = location.registered
+        self._served_labels = (
+            location.run_id,
+            "" if registered is None else registered.name,
+            "" if registered is None else registered.version,
+        )
+        self.model_info.labels(*self._served_labels).set(1)
         self.model_ready.set(1)
 
 

@@ -28,7 +28,7 @@ from src.model_artifacts import (
     verify_manifest,
     verify_signature,
 )
-from src.services.model_store import RunLocation, inside_store, locate_run
+from src.services.model_store import ModelStore, ModelTarget, RunLocation, inside_store
 from src.settings import Settings
 
 READ_FILES = {
@@ -94,12 +94,22 @@ class RunArtifacts:
     config: ServingConfig
 
 
-def load_run_artifacts(settings: Settings) -> RunArtifacts:
-    """Locate the configured run, verify its digests and check it fits this code, or raise
-    one ModelLoadError that says what is wrong and what to do."""
-    location = locate_run(
-        settings.mlflow_tracking_uri, settings.best_mlflow_run_id, settings.model_artifact_name
-    )
+def load_run_artifacts(settings: Settings, target: ModelTarget | None = None) -> RunArtifacts:
+    """Locate the configured model (or target, what it resolved to), verify its digests
+    and check it fits this code, or raise one ModelLoadError that says what is wrong and
+    what to do. Files fetched from a tracking server stay until location.release()."""
+    store = ModelStore(settings.mlflow_tracking_uri)
+    if target is None:
+        target = store.resolve(settings.model_source, settings.model_artifact_name)
+    location = store.locate(target)
+    try:
+        return _checked(location, settings)
+    except BaseException:
+        location.release()
+        raise
+
+
+def _checked(location: RunLocation, settings: Settings) -> RunArtifacts:
     for folder, names in (
         (location.artifacts_dir, READ_FILES["artifacts"]),
         (location.model_dir, READ_FILES["model"]),

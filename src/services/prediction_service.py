@@ -22,6 +22,7 @@ from src.errors import ModelLoadError, ModelNotReadyError
 from src.features.engineering import FEATURE_NAMES, chemistry_codes, compute_features
 from src.levels import (
     ALARM,
+    WARNING,
     Thresholds,
     combine,
     guard_hits,
@@ -32,12 +33,18 @@ from src.levels import (
 from src.model_artifacts import BASELINE_FILE, MODEL_FILE, ONNX_FILE, read_json
 from src.model_onnx import ONNX_TOLERANCE, max_difference, onnx_probabilities, onnx_session
 from src.readings import ReadingBatch
+from src.services.drift import DriftWindow
+from src.services.explanations import Explainer, Explanation
 from src.services.history import HistorySource, HistoryStore, ModuleHistory, history_extent
 from src.services.metrics import PredictionMetrics
 from src.services.model_loader import RunArtifacts, load_run_artifacts
+from src.services.model_store import ModelTarget
 from src.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+DRIFT_PUBLISH_S = 1.0
+"""Drift gauges are refreshed at most this often per worker."""
 
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 30.0
@@ -65,6 +72,9 @@ class Predictions:
     history_source: HistorySource
     """`store`: the module's stored history and the request; `request`: the request alone
     (history off, or the store unavailable)."""
+    explanations: list[Explanation | None]
+    """Per reading, its top contributing signals, or None: computed only for readings at
+    warning or alarm and, when the caller asked, for all (settings.explain_top > 0)."""
 
     @property
     def hazardous(self) -> np.ndarray:
@@ -81,6 +91,7 @@ class Predictions:
             missing=[self.missing[i] for i in rows],
             history_s=self.history_s[rows],
             history_readings=self.history_readings[rows],
+            explanations=[self.explanations[i] for i in rows],
         )
 
 
@@ -98,16 +109,27 @@ class LoadedModel:
     onnx_session: Any
     """onnxruntime session of the run's ONNX copy, used for requests of few readings."""
     onnx_max_rows: int
+    explainer: Explainer
+    """The booster's contributions, grouped by raw signal (explanations)."""
     load_seconds: float = 0.0
+    baseline: dict[str, Any] | None = None
+    """The run's baseline.json: the training distribution drift is measured against."""
+    threshold_override: Thresholds | None = None
+    """The operator's HVS_WARNING_THRESHOLD / HVS_ALARM_THRESHOLD merged with the run's."""
 
     @property
     def run_id(self) -> str:
         return self.artifacts.location.run_id
 
     @property
-    def thresholds(self) -> Thresholds:
+    def trained_thresholds(self) -> Thresholds:
         configured = self.artifacts.config.thresholds
         return Thresholds(warning=configured.warning, alarm=configured.alarm)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds answers use: the override if any, else the run's."""
+        return self.threshold_override or self.trained_thresholds
 
     def all_features(self, batch: ReadingBatch, chemistry: np.ndarray | None = None) -> np.ndarray:
         """Every FEATURE_NAMES column of every reading; chemistry: the codes of each
@@ -135,10 +157,27 @@ class LoadedModel:
     def describe(self) -> dict[str, Any]:
         """What /model shows: which run, its contract and what training measured."""
         location, config = self.artifacts.location, self.artifacts.config
+        registered = location.registered
         return {
             "model_version": self.run_id,
+            "model_uri": location.source,
+            "registered_model": None
+            if registered is None
+            else {
+                "name": registered.name,
+                "version": registered.version,
+                "alias": registered.alias,
+            },
             "experiment_id": location.experiment_id,
-            "thresholds": {"warning": config.thresholds.warning, "alarm": config.thresholds.alarm},
+            "thresholds": {
+                "warning": self.thresholds.warning,
+                "alarm": self.thresholds.alarm,
+                "source": "training" if self.threshold_override is None else "override",
+                "trained": {
+                    "warning": config.thresholds.warning,
+                    "alarm": config.thresholds.alarm,
+                },
+            },
             "absent_signals": list(config.absent_signals),
             "feature_names": list(config.feature_names),
             "feature_set_version": config.feature_set_version,
@@ -177,6 +216,8 @@ class PredictionService:
                 on_evicted=metrics.history_evictions.inc,
             )
         self._model: LoadedModel | None = None
+        self._drift: tuple[LoadedModel, DriftWindow] | None = None
+        self._drift_published = 0.0
         self._load_error: str | None = None
         self._lock = threading.Lock()
 
@@ -194,29 +235,38 @@ class PredictionService:
             raise ModelNotReadyError("the model is still loading; retry when /ready answers 200")
         return self._model
 
-    def load(self) -> LoadedModel:
-        """Load the configured run, warm it up and make it the served model."""
+    def load(self, target: ModelTarget | None = None) -> LoadedModel:
+        """Load the configured model (or target, what an alias now points at), check and
+        warm it up, then make it the served model. Requests keep using the one served so
+        far until the swap; a failure leaves it serving and raises ModelLoadError."""
         with self._lock:
             started = time.perf_counter()
             try:
-                model = _load_model(self.settings)
+                model = _load_model(self.settings, target)
                 _warm_up(model)
             except ModelLoadError as error:
-                self._load_error = error.message
+                if self._model is None:
+                    self._load_error = error.message
                 raise
             except Exception as error:  # a corrupt booster, an unreadable file, ...
-                self._load_error = (
-                    f"loading run {self.settings.best_mlflow_run_id} failed: "
-                    f"{type(error).__name__}: {error}"
+                message = (
+                    f"loading {target.source if target else self.settings.model_source} "
+                    f"failed: {type(error).__name__}: {error}"
                 )
-                raise ModelLoadError(self._load_error) from error
+                if self._model is None:
+                    self._load_error = message
+                raise ModelLoadError(message) from error
             model = replace(model, load_seconds=time.perf_counter() - started)
-            self._model = model
+            self._drift = self._drift_window(model)
+            self._model = model  # one reference swap: a request holds the model it began with
             self._load_error = None
+        registered = model.artifacts.location.registered
         logger.info(
             "model ready",
             extra={
                 "run_id": model.run_id,
+                "model_uri": model.artifacts.location.source,
+                "registered_version": None if registered is None else registered.version,
                 "load_seconds": round(model.load_seconds, 3),
                 "warning_threshold": model.thresholds.warning,
                 "alarm_threshold": model.thresholds.alarm,
@@ -224,8 +274,17 @@ class PredictionService:
             },
         )
         if self._metrics is not None:
-            self._metrics.observe_model_loaded(model.run_id, model.load_seconds)
+            self._metrics.observe_model_loaded(model.artifacts.location, model.load_seconds)
         return model
+
+    def served_target_key(self) -> tuple[str, str | None] | None:
+        """(run id, registered version) of the served model, None before one is loaded:
+        what src/services/model_watch.py compares an alias's target with."""
+        model = self._model
+        if model is None:
+            return None
+        registered = model.artifacts.location.registered
+        return (model.run_id, None if registered is None else registered.version)
 
     def keep_trying(self) -> threading.Thread:
         """Load in the background until it works (the store comes back), with backoff;
@@ -245,21 +304,30 @@ class PredictionService:
         thread.start()
         return thread
 
-    def predict(self, batch: ReadingBatch, timings: dict[str, float] | None = None) -> Predictions:
+    def predict(
+        self,
+        batch: ReadingBatch,
+        timings: dict[str, float] | None = None,
+        explain_all: bool = False,
+    ) -> Predictions:
         """Score the batch; its readings join their modules' history (when it is on). A
         reading repeated in the batch is scored once, and each copy answered alike.
+        Readings at warning or alarm are explained, and all of them with explain_all
+        (none when settings.explain_top is 0).
         timings: when given, filled with the CPU seconds of each stage (the profile's)."""
         if batch.repeats is None:
-            return self._predict(batch, timings)
+            return self._predict(batch, timings, explain_all)
         originals = np.flatnonzero(batch.repeats < 0)
-        answered = self._predict(batch.select(originals), timings)
+        answered = self._predict(batch.select(originals), timings, explain_all)
         position = np.empty(len(batch), dtype=np.int64)
         position[originals] = np.arange(originals.size)
         repeated = batch.repeats >= 0
         position[repeated] = position[batch.repeats[repeated]]
         return answered.select(position)
 
-    def _predict(self, batch: ReadingBatch, timings: dict[str, float] | None) -> Predictions:
+    def _predict(
+        self, batch: ReadingBatch, timings: dict[str, float] | None, explain_all: bool
+    ) -> Predictions:
         lap = _Laps(timings)
         model = self.model
         batch = self._without_absent(batch)
@@ -281,10 +349,14 @@ class PredictionService:
             missing_groups(batch.signals, self._absent),
         )
         lap("levels")
+        explanations = self._explain(model, levels.level, scaled, every, explain_all)
+        lap("explain")
         if self._metrics is not None:
             self._metrics.observe_predictions(probabilities, levels)
             self._metrics.observe_history(history_s)
         lap("metrics")
+        self._observe_drift(model, every[:n_request])
+        lap("drift")
         return Predictions(
             model_version=model.run_id,
             thresholds=model.thresholds,
@@ -295,7 +367,61 @@ class PredictionService:
             history_s=history_s,
             history_readings=history_readings,
             history_source=context.source,
+            explanations=explanations,
         )
+
+    def _explain(
+        self,
+        model: LoadedModel,
+        level: np.ndarray,
+        scaled: np.ndarray,
+        every: np.ndarray,
+        explain_all: bool,
+    ) -> list[Explanation | None]:
+        """Explanations of the readings that asked or alarmed, None for the others: the
+        contributions cost about as much as the trees' scoring, so most readings skip it."""
+        top = self.settings.explain_top
+        explanations: list[Explanation | None] = [None] * len(level)
+        if top == 0:
+            return explanations
+        if explain_all:
+            rows = np.arange(len(level))
+        else:
+            rows = np.flatnonzero((level == WARNING) | (level == ALARM))
+            if not rows.size:
+                return explanations
+        for row, explanation in zip(
+            rows.tolist(), model.explainer.explain(scaled[rows], every[rows], top), strict=True
+        ):
+            explanations[row] = explanation
+        return explanations
+
+    def _drift_window(self, model: LoadedModel) -> tuple[LoadedModel, DriftWindow] | None:
+        """A fresh window against this model's baseline (a new run: a new reference)."""
+        size = self.settings.drift_window_readings
+        if size == 0 or model.baseline is None or self._metrics is None:
+            return None  # off, an older run, or nobody to publish to (batch scoring)
+        known = model.baseline.get("features", {})
+        signals = [n for n in SIGNAL_NAMES if n in known and n not in self._absent]
+        columns = [FEATURE_NAMES.index(n) for n in signals]
+        try:
+            return model, DriftWindow(model.baseline, signals, columns, size)
+        except (ValueError, KeyError, TypeError) as error:  # an older run's baseline
+            logger.warning("no drift figures for run %s: %s", model.run_id, error)
+            return None
+
+    def _observe_drift(self, model: LoadedModel, features: np.ndarray) -> None:
+        drift = self._drift
+        if drift is None or drift[0] is not model:
+            return
+        drift[1].observe(features)
+        now = time.monotonic()
+        # Publishing writes 2 gauges per signal to the metrics files: once a second is
+        # plenty for a 15 s scrape, and keeps that cost off most requests.
+        if now - self._drift_published >= DRIFT_PUBLISH_S:
+            self._drift_published = now
+            assert self._metrics is not None  # no window is made without them
+            self._metrics.observe_drift(drift[1].figures())
 
     def _without_absent(self, batch: ReadingBatch) -> ReadingBatch:
         """Signals the site declared absent are missing, whatever a gateway sends for them:
@@ -339,8 +465,15 @@ class _Laps:
         self._last = now
 
 
-def _load_model(settings: Settings) -> LoadedModel:
-    artifacts = load_run_artifacts(settings)
+def _load_model(settings: Settings, target: ModelTarget | None = None) -> LoadedModel:
+    artifacts = load_run_artifacts(settings, target)
+    try:
+        return _read_model(artifacts, settings)
+    finally:
+        artifacts.location.release()  # every file is read: a server's copy can go
+
+
+def _read_model(artifacts: RunArtifacts, settings: Settings) -> LoadedModel:
     config = artifacts.config
     assert config.scaler is not None  # load_run_artifacts refuses a run without one
     scale_mean = np.asarray(config.scaler.mean, dtype=np.float64)
@@ -350,6 +483,7 @@ def _load_model(settings: Settings) -> LoadedModel:
     if settings.onnx_max_rows > 0:
         session = _load_onnx(artifacts, booster, scale_mean, scale_inverse_std)
     return LoadedModel(
+        threshold_override=_threshold_override(config.thresholds, settings),
         artifacts=artifacts,
         booster=booster,
         scale_mean=scale_mean,
@@ -357,7 +491,39 @@ def _load_model(settings: Settings) -> LoadedModel:
         feature_columns=np.array([FEATURE_NAMES.index(n) for n in config.feature_names]),
         onnx_session=session,
         onnx_max_rows=settings.onnx_max_rows if session is not None else 0,
+        explainer=Explainer(booster, config.feature_names, settings.xgboost_nthread),
+        baseline=read_json(artifacts.location.artifacts_dir / BASELINE_FILE),
     )
+
+
+def _threshold_override(trained: Any, settings: Settings) -> Thresholds | None:
+    """The operator's thresholds with the run's filling any left unset, or None; refused
+    (ModelLoadError: the old model keeps serving on a reload) when they cross."""
+    warning, alarm = settings.warning_threshold, settings.alarm_threshold
+    if warning is None and alarm is None:
+        return None
+    merged = Thresholds(
+        warning=trained.warning if warning is None else warning,
+        alarm=trained.alarm if alarm is None else alarm,
+    )
+    if merged.warning > merged.alarm:
+        named = "HVS_WARNING_THRESHOLD" if warning is not None else "HVS_ALARM_THRESHOLD"
+        raise ModelLoadError(
+            f"{named} makes the warning threshold {merged.warning} higher than the alarm "
+            f"threshold {merged.alarm} (the run's are warning {trained.warning}, alarm "
+            f"{trained.alarm}): set both HVS_WARNING_THRESHOLD and HVS_ALARM_THRESHOLD, "
+            "warning below alarm"
+        )
+    logger.warning(
+        "thresholds overridden",
+        extra={
+            "warning_threshold": merged.warning,
+            "alarm_threshold": merged.alarm,
+            "trained_warning_threshold": trained.warning,
+            "trained_alarm_threshold": trained.alarm,
+        },
+    )
+    return merged
 
 
 def _load_booster(artifacts: RunArtifacts, nthread: int) -> Any:
@@ -423,3 +589,5 @@ def _warm_up(model: LoadedModel) -> None:
         batch = ReadingBatch(["warm-up"] * size, 10.0 * np.arange(size), references)
         if not np.all(np.isfinite(model.score(batch))):
             raise ModelLoadError("the warm-up prediction was not a finite probability")
+    every = model.all_features(batch)
+    model.explainer.explain(model.scale(every[:, model.feature_columns]), every, 1)

@@ -37,7 +37,7 @@ from src.training.files import (
     read_own_data,
     train_on_own_data,
 )
-from src.training.tracking import DEFAULT_EXPERIMENT, log_run
+from src.training.tracking import DEFAULT_EXPERIMENT, log_run, register_model
 from src.training.train import train
 
 logger = logging.getLogger("src.training")
@@ -53,7 +53,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("mlruns"),
         help="MLflow file store to log into (default: ./mlruns)",
     )
+    parser.add_argument(
+        "--tracking-uri",
+        help="log to this MLflow store or tracking server (http://host:5000) instead of "
+        "--mlruns-dir",
+    )
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
+    parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the run's model as a new version of this registered model "
+        "(served with MODEL_URI=models:/NAME/<version> or models:/NAME@<alias>)",
+    )
+    parser.add_argument(
+        "--alias",
+        help="with --register: point this alias (e.g. champion) at the new version",
+    )
     parser.add_argument(
         "--small",
         action="store_true",
@@ -168,6 +183,8 @@ def headline(metrics: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.alias and not args.register:
+        sys.exit("--alias needs --register NAME: an alias belongs to a registered model")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     config = small_config() if args.small else TrainingConfig()
     if args.seed is not None:
@@ -185,14 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         sys.stderr.write(f"python -m src.training: {problem}\n")
         return 2
-    mlruns = args.mlruns_dir.expanduser().resolve()
-    mlruns.mkdir(parents=True, exist_ok=True)
+    if args.tracking_uri:
+        tracking_uri = args.tracking_uri
+    else:
+        mlruns = args.mlruns_dir.expanduser().resolve()
+        mlruns.mkdir(parents=True, exist_ok=True)
+        tracking_uri = mlruns.as_uri()
     data = None
     bars = _Bars()
     try:
         if args.telemetry is None:
             logger.info(
-                "training %s model into %s", "a small" if args.small else "the default", mlruns
+                "training %s model into %s",
+                "a small" if args.small else "the default",
+                tracking_uri,
             )
             result = train(config, progress=bars)
         else:
@@ -222,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         bars.close()
     tested_on = "test site" if data is None else "the site's own test modules"
     logger.info("evaluation (%s, never seen):\n%s", tested_on, headline(result.metrics))
-    logger.info("logging the run to MLflow at %s", mlruns)
+    logger.info("logging the run to MLflow at %s", tracking_uri)
     try:
         key = None if args.signing_key_file is None else read_signing_key(args.signing_key_file)
     except ModelLoadError as error:
@@ -230,12 +253,32 @@ def main(argv: list[str] | None = None) -> int:
     run_id = log_run(
         result,
         config,
-        tracking_uri=mlruns.as_uri(),
+        tracking_uri=tracking_uri,
         experiment_name=args.experiment,
         signing_key=key,
         data=data,
     )
     logger.info("serve it with: BEST_MLFLOW_RUN_ID=%s make serve", run_id)
+    if args.register:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = register_model(tracking_uri, run_id, args.register, args.alias)
+        except (MlflowException, ValueError) as error:
+            sys.exit(
+                f"run {run_id} is logged but registering it as {args.register!r} failed "
+                f"({getattr(error, 'message', error)}); once fixed, register it without "
+                f"training again: python -m src.training.runs register {run_id} "
+                f"--name {args.register}" + (f" --alias {args.alias}" if args.alias else "")
+            )
+        logger.info(
+            "registered as %s version %s%s: serve it with MODEL_URI=models:/%s%s",
+            args.register,
+            version,
+            f" (alias {args.alias})" if args.alias else "",
+            args.register,
+            f"@{args.alias}" if args.alias else f"/{version}",
+        )
     sys.stdout.write(f"{run_id}\n")
     return 0
 

@@ -90,7 +90,10 @@ def serving_config(
 
 
 def feature_baseline(result: TrainingResult) -> dict[str, Any]:
-    """Per-feature distribution of the training data: the reference for drift signals."""
+    """Per-feature distribution of the training data: the reference for drift signals
+    (bin_shares: the share between each two quantiles, src/services/drift.py)."""
+    from src.services.drift import bin_shares
+
     features = result.train_features
     quantiles = np.nanquantile(features, BASELINE_QUANTILES, axis=0)
     return {
@@ -102,6 +105,7 @@ def feature_baseline(result: TrainingResult) -> dict[str, Any]:
                 "std": float(np.nanstd(features[:, i])),
                 "missing_fraction": float(np.isnan(features[:, i]).mean()),
                 "quantiles": [float(q) for q in quantiles[:, i]],
+                "bin_shares": bin_shares(features[:, i], quantiles[:, i]),
             }
             for i, name in enumerate(result.feature_names)
         },
@@ -188,6 +192,68 @@ def log_run(
     if store.scheme == "file":
         (Path(unquote(store.path)) / ".trash").mkdir(exist_ok=True)
     return run.info.run_id
+
+
+def register_model(tracking_uri: str, run_id: str, name: str, alias: str | None = None) -> str:
+    """Register the run's logged model as a new version of `name` (created if new), point
+    `alias` at it when given, and return the version: what MODEL_URI=models:/... serves."""
+    configure_mlflow_environment()
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    # create_model_version looks the logged model up in the global tracking store, not
+    # the client's (else a fresh sqlite mlflow.db in the working folder would be asked)
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    run = client.get_run(run_id)
+    logged = next(
+        (
+            model
+            for model in (client.get_logged_model(o.model_id) for o in run.outputs.model_outputs)
+            if model.name == MODEL_NAME
+        ),
+        None,
+    )
+    if logged is None:
+        raise ValueError(f"run {run_id} has no logged model named {MODEL_NAME!r} to register")
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(
+        name, source=logged.model_uri, run_id=run_id, model_id=logged.model_id
+    )
+    if alias is not None:
+        client.set_registered_model_alias(name, alias, version.version)
+    logger.info(
+        "registered model",
+        extra={"run_id": run_id, "model": name, "version": version.version, "alias": alias},
+    )
+    return str(version.version)
+
+
+def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    """Point `alias` of registered model `name` at `version`: how a model is switched or
+    rolled back while the service runs (it polls the alias)."""
+    configure_mlflow_environment()
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as error:
+        try:
+            found = client.search_model_versions(f"name='{name}'")
+            versions = ", ".join(sorted((str(v.version) for v in found), key=int)) or "none"
+        except MlflowException:
+            versions = "none (is the name right?)"
+        raise ValueError(
+            f"{name!r} has no version {version} ({error.message}); its versions: {versions}"
+        ) from None
+    client.set_registered_model_alias(name, alias, version)
 
 
 DATA_REPORT_FILE = "data_report.json"
