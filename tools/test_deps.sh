@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond .venv: the Debian packages it starts for real (a
-# redis-server on loopback, nginx before gunicorn, Prometheus and promtool, ...), installed
-# with apt when run as root (otherwise it says what to install); and checkov's own virtual
-# environment, .venv/checkov (k8s/policy/checkov-requirements.txt says why it is separate).
+# redis-server on loopback, nginx before gunicorn, Prometheus and promtool, Java for
+# Spark), installed with apt when run as root (otherwise it says what to install); and
+# checkov's own virtual environment, .venv/checkov (k8s/policy/checkov-requirements.txt
+# says why it is separate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ declare -A PACKAGE_OF=(
   [nginx]=nginx
   [prometheus]=prometheus
   [promtool]=prometheus
+  [java]=openjdk-17-jre-headless  # the Spark backtest (tests/test_scoring.py) needs Java 17+
 )
 
 missing=()
