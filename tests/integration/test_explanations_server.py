@@ -84,14 +84,14 @@ def test_the_contributions_add_up_to_the_served_log_odds(server, payload_hazardo
     assert largest_served <= 1e-5
 
 
-def test_an_alarm_writes_one_json_audit_line_with_the_request_id_and_no_payload(
+def test_a_flagged_reading_writes_one_json_audit_line_with_the_request_id_and_no_payload(
     server, payload_hazardous
 ):
     response = post(server, payload_hazardous, "audit-over-http")
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "audit-over-http"
     flagged = [p for p in response.json()["predictions"] if p["level"] in ("warning", "alarm")]
-    assert any(p["level"] == "alarm" for p in flagged)
+    assert flagged  # the suite's small model warns here (the default one alarms)
     lines = [
         line
         for line in log_lines(server)
