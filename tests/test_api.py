@@ -406,7 +406,9 @@ def test_explain_true_explains_every_reading_and_otherwise_only_warnings_and_ala
             assert (prediction["explanation"] is not None) == (explained or flagged)
 
 
-def test_flagged_readings_are_explained_and_logged_without_being_asked(client, payload_hazardous, caplog):
+def test_flagged_readings_are_explained_and_logged_without_being_asked(
+    client, payload_hazardous, caplog
+):
     response = client.post(
         "/predict",
         data=payload_hazardous,
@@ -427,7 +429,9 @@ def test_flagged_readings_are_explained_and_logged_without_being_asked(client, p
     assert len(lines) == len(flagged)  # one line per reading at warning or alarm
     for line, prediction in zip(lines, flagged, strict=True):
         assert line.levelname == "WARNING"
-        assert line.getMessage().startswith(f"reading at {prediction['level']}: module R01-M08")
+        assert line.getMessage().startswith(
+            f"reading at {prediction['level']}: module {prediction['module_id']}"
+        )
         assert line.module_id == prediction["module_id"]
         assert line.reading_timestamp == prediction["timestamp"]  # the payload's are ISO, ms
         assert line.hazard_probability == prediction["hazard_probability"]

@@ -28,14 +28,11 @@ this was written, and what docs/kubernetes.md states) and the newest schema the 
 kubernetes-validate ships."""
 VENV_BIN = Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin"
 CHECKOV = PROJECT_ROOT / ".venv" / "checkov" / "bin" / "checkov"
-NOT_YET_SETTINGS = {
+READ_ELSEWHERE = {
     # read by the image or its libraries, not by src/settings.py
     "HOME": "the image's $HOME (/tmp)",
     "MLFLOW_ALLOW_FILE_STORE": "MLflow itself",
     "MLFLOW_DISABLE_TELEMETRY": "MLflow itself",
-    # being added in parallel (docs/kubernetes.md): the supervisor and the model sources
-    "HVS_FRONT": "src/api/front.py: nginx | none | auto",
-    "MODEL_URI": "runs:/, models:/<name>@<alias>, models:/<name>/<version>",
 }
 
 
@@ -245,13 +242,14 @@ def test_every_setting_is_one_the_service_reads(rendered, overlay):
         if isinstance(field.validation_alias, str)
     }
     settings = settings_of(documents(rendered[overlay]))
-    unknown = sorted(set(settings) - known - NOT_YET_SETTINGS.keys())
+    unknown = sorted(set(settings) - known - READ_ELSEWHERE.keys())
     assert not unknown, f"{overlay}: not settings of the service: {unknown}"
     for name in ("HVS_DRAIN_SECONDS", "GUNICORN_GRACEFUL_TIMEOUT", "WEB_CONCURRENCY"):
         assert name in settings
     # values the typed settings accept (the run id aside: the operator fills it in)
     values = {k: v for k, v in settings.items() if k in known}
-    values["BEST_MLFLOW_RUN_ID"] = "0" * 32
+    if "MODEL_URI" not in values:
+        values["BEST_MLFLOW_RUN_ID"] = "0" * 32
     Settings(**values)
 
 

@@ -31,3 +31,21 @@ def test_observe_many_equals_observe_one_by_one(seed):
     observe_many(batched, values, PROBABILITY_BUCKETS)
     expected = {k.replace("one", "batched", 1): v for k, v in bucket_counts(one_by_one).items()}
     assert bucket_counts(batched) == pytest.approx(expected)
+
+
+def test_a_failed_model_load_is_counted(settings):
+    """hvs_model_load_failures_total, which the HvsModelLoadFailures alert watches."""
+    from src.errors import ModelLoadError
+    from src.services.metrics import PredictionMetrics
+    from src.services.prediction_service import PredictionService
+
+    registry = CollectorRegistry()
+    missing = settings.model_copy(update={"best_mlflow_run_id": "0" * 32})
+    service = PredictionService(missing, PredictionMetrics(registry))
+    for attempt in (1, 2):
+        with pytest.raises(ModelLoadError):
+            service.load()
+        assert registry.get_sample_value("hvs_model_load_failures_total") == attempt
+    healthy = CollectorRegistry()
+    PredictionService(settings, PredictionMetrics(healthy)).load()
+    assert healthy.get_sample_value("hvs_model_load_failures_total") == 0

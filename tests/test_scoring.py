@@ -364,6 +364,7 @@ def test_every_per_reading_field_of_predictions_becomes_a_column():
         history_s=np.zeros(n),
         history_readings=np.zeros(n, dtype=np.int64),
         history_source="request",
+        explanations=[None] * n,
         confidence=np.array([0.5, 0.7, 0.9]),
     )
     columns = prediction_columns(predictions, n)

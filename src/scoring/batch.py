@@ -92,10 +92,13 @@ def prediction_columns(predictions: Predictions, n_readings: int) -> dict[str, n
     A field is per-reading when it is an array or a list of n_readings values. Values that
     are not scalars (a reading's reasons, say) are written as JSON text, so that CSV,
     Parquet and Spark all carry the same column. `level` is written by name and followed
-    by `hazardous`, as /predict answers them.
+    by `hazardous`, as /predict answers them. `explanations` is left out: batch scoring
+    never computes them (scoring_settings), so it would be a column of nulls.
     """
     columns: dict[str, np.ndarray] = {}
     for field in dataclasses.fields(predictions):
+        if field.name == "explanations":
+            continue
         value = getattr(predictions, field.name)
         if isinstance(value, list) and len(value) == n_readings:
             value = _object_array(value)

@@ -76,6 +76,12 @@ class PredictionMetrics:
             multiprocess_mode="livemin",
         )
         self.model_ready.set(0)
+        self.model_load_failures = Counter(
+            "hvs_model_load_failures",
+            "Model loads that failed: at start, on each retry, or on an alias move (the "
+            "model served so far, if any, keeps serving)",
+            registry=registry,
+        )
         self.model_reloads = Counter(
             "hvs_model_reloads",
             "Moves of the served alias a worker acted on: `loaded` (now served) or "

@@ -221,6 +221,12 @@ class PredictionService:
         self._load_error: str | None = None
         self._lock = threading.Lock()
 
+    def _load_failed(self, message: str) -> None:
+        if self._model is None:
+            self._load_error = message
+        if self._metrics is not None:
+            self._metrics.model_load_failures.inc()
+
     @property
     def load_error(self) -> str | None:
         """Why the last load failed, or None."""
@@ -245,16 +251,14 @@ class PredictionService:
                 model = _load_model(self.settings, target)
                 _warm_up(model)
             except ModelLoadError as error:
-                if self._model is None:
-                    self._load_error = error.message
+                self._load_failed(error.message)
                 raise
             except Exception as error:  # a corrupt booster, an unreadable file, ...
                 message = (
                     f"loading {target.source if target else self.settings.model_source} "
                     f"failed: {type(error).__name__}: {error}"
                 )
-                if self._model is None:
-                    self._load_error = message
+                self._load_failed(message)
                 raise ModelLoadError(message) from error
             model = replace(model, load_seconds=time.perf_counter() - started)
             self._drift = self._drift_window(model)
