@@ -406,7 +406,9 @@ def test_explain_true_explains_every_reading_and_otherwise_only_warnings_and_ala
             assert (prediction["explanation"] is not None) == (explained or flagged)
 
 
-def test_flagged_readings_are_explained_and_logged_without_being_asked(client, payload_hazardous, caplog):
+def test_flagged_readings_are_explained_and_logged_without_being_asked(
+    client, payload_hazardous, caplog
+):
     response = client.post(
         "/predict",
         data=payload_hazardous,
