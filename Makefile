@@ -13,7 +13,7 @@ ALIAS ?=
 # Exported, and used in recipes only as "$$NAME": a value is never pasted into a command.
 export MLFLOW_TRACKING_URI PORT BEST_MLFLOW_RUN_ID MODEL_URI REGISTER ALIAS
 
-.PHONY: install train serve run test test-python test-container lint format clean
+.PHONY: install train serve run mlflow-ui test test-python test-container lint format clean
 
 install: $(VENV)/.installed ## create .venv and install everything (idempotent)
 
@@ -29,6 +29,9 @@ train: install ## train the default model into $(MLRUNS_DIR) (REGISTER=, ALIAS=:
 serve: install ## nginx + gunicorn on $(PORT) (gunicorn alone without nginx: HVS_FRONT), serving BEST_MLFLOW_RUN_ID or MODEL_URI from $(MLFLOW_TRACKING_URI)
 	@test -n "$$BEST_MLFLOW_RUN_ID$$MODEL_URI" || { echo "neither BEST_MLFLOW_RUN_ID nor MODEL_URI is set: run 'make train' and pass the id it prints, or use 'make run'" >&2; exit 2; }
 	exec $(PY) -m src.api.front
+
+mlflow-ui: install ## browse the runs in $(MLRUNS_DIR) with MLflow's UI on :5000
+	MLFLOW_ALLOW_FILE_STORE=true $(VENV)/bin/mlflow ui --backend-store-uri "$(MLRUNS_DIR)"
 
 run: install ## train a default model if none exists, then serve the newest run
 	@run_id=$$($(PY) -m src.training.runs latest --mlruns-dir "$(MLRUNS_DIR)") || exit 1; \

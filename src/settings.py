@@ -49,10 +49,13 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """Everything the service and its server read from the environment.
 
-    Each field's alias is its environment variable; README, "Configuration", lists them.
+    Each field's alias is its environment variable; docs/configuration.md lists them,
+    generated from these declarations and their docstrings (tools/configuration_doc.py).
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=False)
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, populate_by_name=False, use_attribute_docstrings=True
+    )
 
     # ------------------------------------------------------------------ the model
     best_mlflow_run_id: str = Field(RUN_ID_PLACEHOLDER, validation_alias="BEST_MLFLOW_RUN_ID")

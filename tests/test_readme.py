@@ -37,3 +37,11 @@ def test_the_layout_lists_only_paths_that_exist():
 
 def test_the_readme_stays_short():
     assert len(README.splitlines()) <= 200
+
+
+def test_the_configuration_doc_is_the_settings_own():
+    """docs/configuration.md is generated from src/settings.py: regenerate it after a change
+    (`.venv/bin/python tools/configuration_doc.py`)."""
+    from tools.configuration_doc import DOC, markdown
+
+    assert DOC.read_text(encoding="utf-8") == markdown()
