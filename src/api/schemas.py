@@ -27,6 +27,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from src.api import fast_checks
 from src.data.signals import SIGNAL_NAMES, SIGNALS
 from src.errors import InvalidInputError
 from src.features.engineering import CHEMISTRY_CODES
@@ -312,6 +313,11 @@ def _parse_rows(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     _check_top_level(body, "readings")
     _check_count(body["readings"], "readings", max_readings)
     _check_reading_fields(body["readings"])
+    batch = _fast_rows(body)
+    return _pydantic_rows(body) if batch is None else batch
+
+
+def _pydantic_rows(body: dict[str, Any]) -> ReadingBatch:
     readings = _validate(_ROWS_ADAPTER, body)["readings"]
     chemistry = [reading.get("chemistry") for reading in readings]
     return ReadingBatch(
@@ -329,6 +335,14 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
     if isinstance(columns, dict):
         _check_count(columns.get("module_id"), "columns.module_id", max_readings)
         _check_column_fields(columns)
+        batch = _fast_columns(body)
+        if batch is not None:
+            return batch
+    return _pydantic_columns(body)
+
+
+def _pydantic_columns(body: dict[str, Any]) -> ReadingBatch:
+    columns = body["columns"]
     validated = _validate(_COLUMNS_ADAPTER, body)["columns"]
     count = len(validated["module_id"])
     return ReadingBatch(
@@ -339,6 +353,59 @@ def _parse_columns(body: dict[str, Any], max_readings: int) -> ReadingBatch:
         ),
         timestamps_sent=columns["timestamp"],
         chemistry=validated.get("chemistry"),
+    )
+
+
+def _fast_rows(body: dict[str, Any]) -> ReadingBatch | None:
+    """The batch of a well-formed rows body, checked as arrays (fast_checks), or None:
+    then pydantic validates it and words any error. Runs after _check_reading_fields, so
+    every reading is a dict of exactly the schema's fields."""
+    readings = body["readings"]
+    if type(readings) is not list or not readings or not fast_checks.explain_ok(body):
+        return None
+    module_ids = [reading["module_id"] for reading in readings]
+    sent = list(map(_timestamp_of, readings))
+    chemistry = [reading.get("chemistry") for reading in readings]
+    if not (fast_checks.module_ids_ok(module_ids) and fast_checks.chemistry_ok(chemistry)):
+        return None
+    signals = fast_checks.signal_rows_or_none(list(map(_signal_values, readings)))
+    moments = None if signals is None else fast_checks.timestamps_or_none(sent)
+    if moments is None:
+        return None
+    return ReadingBatch(
+        module_ids=module_ids,
+        timestamps_s=_epoch_seconds(moments, len(moments)),
+        signals=signals,
+        timestamps_sent=sent,
+        chemistry=chemistry if any(chemistry) else None,
+    )
+
+
+def _fast_columns(body: dict[str, Any]) -> ReadingBatch | None:
+    """As _fast_rows, for a columns body that passed _check_column_fields."""
+    columns = body["columns"]
+    values = list(columns.values())
+    if not all(type(column) is list for column in values) or not fast_checks.explain_ok(body):
+        return None
+    count = len(columns["module_id"])
+    if count == 0 or any(len(column) != count for column in values):
+        return None
+    module_ids = columns["module_id"]
+    chemistry = columns.get("chemistry")
+    if not fast_checks.module_ids_ok(module_ids) or (
+        chemistry is not None and not fast_checks.chemistry_ok(chemistry)
+    ):
+        return None
+    signals = fast_checks.signal_columns_or_none([columns[name] for name in SIGNAL_NAMES])
+    moments = None if signals is None else fast_checks.timestamps_or_none(columns["timestamp"])
+    if moments is None:
+        return None
+    return ReadingBatch(
+        module_ids=list(module_ids),
+        timestamps_s=_epoch_seconds(moments, count),
+        signals=signals,
+        timestamps_sent=columns["timestamp"],
+        chemistry=None if chemistry is None else list(chemistry),
     )
 
 
