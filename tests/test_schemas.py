@@ -7,6 +7,7 @@ refuses, the fast path hands to pydantic (returns None), so every error is pydan
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,12 @@ valid_timestamps = st.one_of(
     st.floats(0, 2e9),
     st.datetimes().map(lambda moment: moment.isoformat()),
     st.sampled_from(["2026-11-27T10:00:00Z", "2026-11-27T10:00:00+02:00", "2026-11-27"]),
+    # The format numpy parses (fast_checks._UTC_STAMP): real moments, and any digits.
+    st.datetimes(min_value=datetime(1000, 1, 1)).map(lambda m: f"{m:%Y-%m-%dT%H:%M:%S.%f}Z"),
+    st.datetimes(min_value=datetime(1000, 1, 1)).map(lambda m: f"{m:%Y-%m-%dT%H:%M:%S}Z"),
+    st.from_regex(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,7})?Z", fullmatch=True
+    ),
 )
 explains = st.one_of(st.booleans(), st.sampled_from([1, "true", None]))
 
@@ -127,6 +134,17 @@ def test_fast_path_takes_a_valid_batch() -> None:
     fast = schemas._fast_rows(body)
     assert fast is not None
     _assert_same(fast, schemas._pydantic_rows(body))
+
+
+def test_fast_path_takes_a_large_batch_and_leaves_its_errors_to_pydantic() -> None:
+    body = {"readings": [_valid_reading(i) for i in range(schemas.FAST_PATH_MIN_READINGS)]}
+    assert schemas._fast_rows(body) is not None
+    body["readings"][5][SIGNAL_NAMES[2]] = float("inf")
+    with pytest.raises(InvalidInputError) as raised:
+        schemas.parse_predict_request(body, 100)
+    assert raised.value.details == [
+        {"field": f"readings[5].{SIGNAL_NAMES[2]}", "problem": "Input should be a finite number"}
+    ]
 
 
 @pytest.mark.parametrize(
