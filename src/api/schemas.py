@@ -413,12 +413,11 @@ def _check_timestamps(batch: ReadingBatch, latest_s: float, field: str) -> Readi
             "the accepted clock skew (HVS_MAX_CLOCK_AHEAD_S); check the gateway's clock (NTP)",
             [{"field": field.format(int(ahead[0])), "problem": "later than the server's clock"}],
         )
-    if len(batch) > 1:
+    keys = list(zip(batch.module_ids, batch.timestamps_s.tolist(), strict=True))
+    if len(set(keys)) < len(keys):  # a set in C first: most batches hold no repeat
         seen: dict[tuple[str, float], int] = {}
         repeats = None
-        for index, key in enumerate(
-            zip(batch.module_ids, batch.timestamps_s.tolist(), strict=True)
-        ):
+        for index, key in enumerate(keys):
             first = seen.setdefault(key, index)
             if first == index:
                 continue
