@@ -63,6 +63,10 @@ def batch_readings() -> list[dict]:
     frame = simulate(SIMULATION)
     readings: list[dict] = []
     for _, series in frame.groupby("module_id", sort=True):
+        # The simulator repeats a few readings, as gateways retry; the peers would score a
+        # repeat as a second reading (training and our service keep one), so each shape
+        # holds distinct readings only and every server answers the same question.
+        series = series.drop_duplicates(["timestamp_s"], keep="first")
         onset = series["onset_s"].iloc[0]
         if onset == onset:  # a failing module: the minutes before onset
             series = series[series["timestamp_s"] <= onset - ONSET_MARGIN_S]

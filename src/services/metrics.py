@@ -178,6 +178,9 @@ def observe_many(histogram: Histogram, values: np.ndarray, buckets: tuple[float,
     """
     if values.size == 0:
         return
+    if values.size == 1:  # one reading: observe() itself, without numpy's per-call costs
+        histogram.observe(float(values[0]))
+        return
     # Bucket i counts values <= bounds[i] (the last bound is +Inf), exactly as observe().
     counts = np.bincount(
         np.searchsorted(np.asarray(buckets), values, side="left"), minlength=len(buckets) + 1
