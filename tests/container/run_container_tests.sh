@@ -244,7 +244,7 @@ check_json "$WORK/test_payload_hazardous.out.json" \
 rows=$("$PYTHON" -c 'import json, sys; print(sum(len(json.load(open(f))["readings"]) for f in sys.argv[1:]))' \
   "$REPO/test_payload.json" "$REPO/test_payload_hazardous.json")
 curl -sS --max-time 5 "$URL/metrics" -o "$WORK/metrics.txt"
-grep -q "^hvs_model_info{run_id=\"$RUN_ID\"} 1.0$" "$WORK/metrics.txt" || fail "/metrics lacks hvs_model_info for the run" \
+grep -q "^hvs_model_info{.*run_id=\"$RUN_ID\"} 1.0$" "$WORK/metrics.txt" || fail "/metrics lacks hvs_model_info for the run" \
   "see $WORK/metrics.txt; PROMETHEUS_MULTIPROC_DIR must stay set in the Dockerfile"
 scored=$(awk '$1 ~ /^hvs_predictions_total/ { total += $2 } END { print total + 0 }' "$WORK/metrics.txt")
 [ "${scored%.0}" = "$rows" ] || fail "/metrics: hvs_predictions_total adds up to '$scored', expected $rows over all workers" \
