@@ -205,27 +205,35 @@ def test_readiness_before_and_after_load(settings):
 def test_a_run_that_cannot_be_loaded_keeps_ready_at_503(trained_store):
     missing = "0" * 32
     settings = Settings(BEST_MLFLOW_RUN_ID=missing, MLFLOW_TRACKING_URI=trained_store.tracking_uri)
-    client = create_app(settings, load="now").test_client()
-    assert client.get("/health").status_code == 200
-    error = assert_error(client.get("/ready"), 503, "model_unavailable")
-    # the log says which run and where (above); a client learns no server path
-    assert "log says why" in error["message"]
-    assert missing not in error["message"]
-    assert str(trained_store.mlruns) not in error["message"]
-    assert_error(client.post("/predict", json=reading()), 503, "model_unavailable")
+    app = create_app(settings, load="now")
+    client = app.test_client()
+    try:
+        assert client.get("/health").status_code == 200
+        error = assert_error(client.get("/ready"), 503, "model_unavailable")
+        # the log says which run and where (above); a client learns no server path
+        assert "log says why" in error["message"]
+        assert missing not in error["message"]
+        assert str(trained_store.mlruns) not in error["message"]
+        assert_error(client.post("/predict", json=reading()), 503, "model_unavailable")
+    finally:
+        get_service(app).close()  # its retries would go on for the rest of the session
 
 
 def test_a_model_that_could_not_load_loads_once_the_store_is_back(trained_store, tmp_path):
     store = tmp_path / "mounted" / "mlruns"
     settings = Settings(BEST_MLFLOW_RUN_ID=trained_store.run_id, MLFLOW_TRACKING_URI=store.as_uri())
-    client = create_app(settings, load="now").test_client()  # the store is not there yet
-    assert_error(client.get("/ready"), 503, "model_unavailable")
-    shutil.copytree(trained_store.mlruns, store)
-    deadline = time.monotonic() + 20
-    while client.get("/ready").status_code != 200:
-        assert time.monotonic() < deadline, "the model never loaded"
-        time.sleep(0.2)
-    assert client.post("/predict", json=reading()).status_code == 200
+    app = create_app(settings, load="now")  # the store is not there yet
+    client = app.test_client()
+    try:
+        assert_error(client.get("/ready"), 503, "model_unavailable")
+        shutil.copytree(trained_store.mlruns, store)
+        deadline = time.monotonic() + 20
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the model never loaded"
+            time.sleep(0.2)
+        assert client.post("/predict", json=reading()).status_code == 200
+    finally:
+        get_service(app).close()
 
 
 def as_columns(readings: list[dict]) -> dict:

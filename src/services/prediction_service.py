@@ -220,6 +220,7 @@ class PredictionService:
         self._drift_published = 0.0
         self._load_error: str | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def _load_failed(self, message: str) -> None:
         if self._model is None:
@@ -296,8 +297,7 @@ class PredictionService:
 
         def retry() -> None:
             delay = RETRY_FIRST_S
-            while self._model is None:
-                time.sleep(delay)
+            while self._model is None and not self._closed.wait(delay):
                 try:
                     self.load()
                 except ModelLoadError as error:
@@ -437,6 +437,8 @@ class PredictionService:
         return replace(batch, signals=signals)
 
     def close(self) -> None:
+        """Stop retrying a load, and close the history store."""
+        self._closed.set()
         self._history.close()
 
     def _chemistry(self, batch: ReadingBatch, context: ReadingBatch) -> np.ndarray:
