@@ -51,8 +51,10 @@ class TrainingConfig:
     """The site every split is drawn from with its own seed (other modules, events and
     look-alikes), the widened test with wider physics too; each split its own events."""
     training_events: int | None = TRAINING_EVENTS
+    """Fault events on the training site; None: the simulation's own n_fault_events."""
     evaluation_events: int | None = EVALUATION_EVENTS
-    """None: the simulation's own n_fault_events (small configurations)."""
+    """Fault events on the test and widened sites; None: the simulation's own (small
+    configurations). Validation always keeps the simulation's own."""
     model: ModelConfig = field(default_factory=ModelConfig)
     holdout_model: ModelConfig = field(
         default_factory=lambda: ModelConfig(n_estimators=150, early_stopping_rounds=20)
