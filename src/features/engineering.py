@@ -21,7 +21,7 @@ so a reading's features are bit-identical wherever its window sits (see _window_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -210,24 +210,28 @@ def _derived(x: np.ndarray) -> np.ndarray:
     return np.column_stack([x[:, first] - x[:, second] for first, second in _DERIVED_COLUMNS])
 
 
-def _baseline_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
+_TEMP_MAX, _TEMP_AVG = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["cell_temp_avg_c"]
+
+
+def _quantities(x: np.ndarray, derived: np.ndarray, names: Iterable[str]) -> np.ndarray:
+    """The named quantities as columns: signals, DERIVED_QUANTITIES, and the hottest cell
+    above the average (cell_temp_spread_c, a z-score quantity only)."""
     columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
     columns.update(zip(DERIVED_QUANTITIES, derived.T, strict=True))
-    return np.column_stack([columns[name] for name in BASELINE_QUANTITIES])
+    columns["cell_temp_spread_c"] = x[:, _TEMP_MAX] - x[:, _TEMP_AVG]
+    return np.column_stack([columns[name] for name in names])
+
+
+def _baseline_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    return _quantities(x, derived, BASELINE_QUANTITIES)
+
+
+def _z_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
+    return _quantities(x, derived, Z_QUANTITIES)
 
 
 _BASELINE_REFERENCE = _baseline_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
 _Z_FLOORS = np.array(list(Z_QUANTITIES.values()))
-_TEMP_MAX, _TEMP_AVG = SIGNAL_INDEX["cell_temp_max_c"], SIGNAL_INDEX["cell_temp_avg_c"]
-
-
-def _z_quantities(x: np.ndarray, derived: np.ndarray) -> np.ndarray:
-    columns = {name: x[:, SIGNAL_INDEX[name]] for name in SIGNAL_NAMES}
-    columns.update(zip(DERIVED_QUANTITIES, derived.T, strict=True))
-    columns["cell_temp_spread_c"] = x[:, _TEMP_MAX] - x[:, _TEMP_AVG]
-    return np.column_stack([columns[name] for name in Z_QUANTITIES])
-
-
 _Z_REFERENCE = _z_quantities(_REFERENCE[None, :], _derived(_REFERENCE[None, :]))[0]
 
 
