@@ -141,17 +141,8 @@ def training_probabilities(model: LoadedModel, body: bytes) -> np.ndarray:
     from src.training.train import predict_probabilities
 
     scaler = joblib.load(model.artifacts.location.artifacts_dir / SCALER_FILE)
-    module_ids, timestamps, signals = raw_arrays(body)
-    # A reading sent twice is one reading, as the training code's drop_duplicates keeps it
-    # (the simulator repeats some, as gateways retry): score the first, answer both alike.
-    first: dict[tuple[str, float], int] = {}
-    keys = zip(module_ids, timestamps.tolist(), strict=True)
-    original = np.array([first.setdefault(key, i) for i, key in enumerate(keys)])
-    unique = np.flatnonzero(original == np.arange(len(original)))
-    batch = ReadingBatch([module_ids[i] for i in unique], timestamps[unique], signals[unique])
-    probabilities = predict_probabilities(model.booster, scaler, model.features(batch))
-    position = np.searchsorted(unique, original)
-    return np.asarray(probabilities, dtype=np.float64)[position]
+    features = model.features(ReadingBatch(*raw_arrays(body)))
+    return np.asarray(predict_probabilities(model.booster, scaler, features), dtype=np.float64)
 
 
 def _epoch_seconds(timestamp: str | float) -> float:
